@@ -1,0 +1,154 @@
+"""The reference backend: gaverify's own explicit accumulation loop.
+
+For each step the full batch (B samples, one backward) is the reference. For
+each N the same samples are split into N micro-batches, and each variant
+backpropagates w_i * S_i per micro-batch (S_i its summed loss, w_i the
+variant's weight, see variants.py), which is what a real loop's
+`(loss / scale).backward()` does. Two modes:
+
+- lockstep: every run starts each step from the reference parameters, so
+  each step's error is isolated. No parameter copies are needed: candidates
+  only accumulate gradients, then the reference gradient is put back for the
+  optimizer step.
+- trajectory: every (N, variant) run trains its own copy of the model with
+  its own optimizer, showing the drift users see in loss curves.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from gaverify.backends import Progress
+from gaverify.compare import compare_gradients, gradients, max_abs_difference, snapshot
+from gaverify.data import Batch, batch_indices, collate, split, synthetic_sequences
+from gaverify.models import build_model, resolve_device
+from gaverify.optim import OPTIMIZERS
+from gaverify.results import Measurement, Trace
+from gaverify.scenario import Scenario
+from gaverify.tasks import TASKS, Task
+from gaverify.variants import VARIANTS, Weights, fixed_weights
+
+
+def accumulate(
+    model: Any, micro_batches: Sequence[Batch], weights: Weights, task: Task
+) -> tuple[float, list[int]]:
+    """Forward and backward every micro-batch with loss w_i * S_i into the
+    model's .grad (not zeroed here). Returns the loss the loop would log and
+    each micro-batch's item count T_i (counted first, as num_items_in_batch
+    needs the whole window before the first backward)."""
+    counts = [task.count_items(mb["labels"]) for mb in micro_batches]
+    logged = 0.0
+    for mb, w in zip(micro_batches, weights(counts), strict=True):
+        logits = model(
+            input_ids=mb["input_ids"], attention_mask=mb["attention_mask"], use_cache=False
+        ).logits
+        loss = task.summed_loss(logits, mb["labels"]) * w
+        loss.backward()
+        logged += float(loss.detach())
+    return logged, counts
+
+
+def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
+    """Run the scenario's paired passes and measure every step x N x variant."""
+    import torch
+
+    progress = progress or Progress()
+    device = resolve_device(scenario.device)
+    task = TASKS.get(scenario.model.task)
+    model = build_model(scenario.model, task, scenario.dtype, device, scenario.seed)
+    batches = _batches(scenario, model, device)
+    plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
+    progress.start(len(batches) * (1 + len(plan)))
+    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
+    with torch.enable_grad():
+        measurements = loop(scenario, model, task, batches, plan, progress)
+    notes = [
+        f"model: {scenario.model.type} ({task.name}), "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, {scenario.dtype} on {device}",
+        "dropout: on (kept by model.dropout: true; full and micro-batch runs use different masks)"
+        if scenario.model.dropout
+        else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
+    ]
+    return Trace(
+        measurements=measurements,
+        device=device,
+        parameters=sum(p.numel() for p in model.parameters()),
+        notes=notes,
+    )
+
+
+def _batches(scenario: Scenario, model: Any, device: str) -> list[Batch]:
+    vocab = model.config.vocab_size
+    sequences = synthetic_sequences(scenario.data, vocab, scenario.seed)
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    order = batch_indices(len(sequences), scenario.batch.size, scenario.steps, scenario.seed)
+    return [collate([sequences[i] for i in idx], pad_id, device) for idx in order]
+
+
+def _optimizer(scenario: Scenario, model: Any):
+    spec = scenario.optimizer
+    factory = OPTIMIZERS.get(spec.name)
+    return factory(model.parameters(), spec.lr, spec.weight_decay, dict(spec.options))
+
+
+def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
+    return Measurement(
+        step=step,
+        n=n,
+        variant=variant,
+        items_full=sum(counts),
+        items_micro=counts,
+        loss_full=ref_loss,
+        loss_ga=loss,
+        grad_norm_full=comparison.norm_ref,
+        grad_norm_ga=comparison.norm_got,
+        grad_rel_l2=comparison.rel_l2,
+        grad_cosine=comparison.cosine,
+        param_max_abs=param_diff,
+    )
+
+
+def _lockstep(scenario, model, task, batches, plan, progress) -> list[Measurement]:
+    optimizer = _optimizer(scenario, model)
+    out = []
+    for step, batch in enumerate(batches, start=1):
+        optimizer.zero_grad(set_to_none=True)
+        ref_loss, _ = accumulate(model, [batch], fixed_weights, task)
+        ref_grads = snapshot(gradients(model))
+        progress.advance(f"step {step} full batch")
+        for n, name in plan:
+            optimizer.zero_grad(set_to_none=True)
+            loss, counts = accumulate(model, split(batch, n), VARIANTS.get(name).weights, task)
+            comparison = compare_gradients(ref_grads, gradients(model))
+            out.append(_measure(step, n, name, counts, ref_loss, loss, comparison))
+            progress.advance(f"step {step} N={n} {name}")
+        for p, g in zip((p for p in model.parameters() if p.requires_grad), ref_grads, strict=True):
+            p.grad = g
+        optimizer.step()
+    return out
+
+
+def _trajectory(scenario, model, task, batches, plan, progress) -> list[Measurement]:
+    runs = {}
+    for key in plan:
+        twin = copy.deepcopy(model)
+        runs[key] = (twin, _optimizer(scenario, twin))
+    optimizer = _optimizer(scenario, model)
+    out = []
+    for step, batch in enumerate(batches, start=1):
+        optimizer.zero_grad(set_to_none=True)
+        ref_loss, _ = accumulate(model, [batch], fixed_weights, task)
+        optimizer.step()  # leaves .grad in place for the comparisons below
+        ref_grads, ref_params = gradients(model), list(model.parameters())
+        progress.advance(f"step {step} full batch")
+        for (n, name), (twin, twin_optimizer) in runs.items():
+            twin_optimizer.zero_grad(set_to_none=True)
+            loss, counts = accumulate(twin, split(batch, n), VARIANTS.get(name).weights, task)
+            comparison = compare_gradients(ref_grads, gradients(twin))
+            twin_optimizer.step()
+            diff = max_abs_difference(ref_params, list(twin.parameters()))
+            out.append(_measure(step, n, name, counts, ref_loss, loss, comparison, diff))
+            progress.advance(f"step {step} N={n} {name}")
+    return out

@@ -1,0 +1,29 @@
+"""What a user can name: bundled scenarios and every registry's entries,
+as (name, one-line description) lists for `gaverify list`."""
+
+from __future__ import annotations
+
+from gaverify.backends import BACKENDS
+from gaverify.bundled import bundled
+from gaverify.optim import OPTIMIZERS
+from gaverify.tasks import TASKS
+from gaverify.variants import VARIANTS
+
+MODES = [
+    ("lockstep", "every step starts from the reference parameters: each step's error isolated"),
+    ("trajectory", "each run trains on its own: the drift users see in loss curves"),
+]
+
+
+def catalog() -> dict[str, list[tuple[str, str]]]:
+    """Sections of named things, each a list of (name, description)."""
+    return {
+        "bundled scenarios (gaverify run NAME)": [(b.name, b.description) for b in bundled()],
+        "loss variants (variants: [...])": [
+            (name, f"{v.summary}; expected to {v.expected}") for name, v in VARIANTS.items()
+        ],
+        "tasks (model.task)": TASKS.described(),
+        "modes (mode)": MODES,
+        "optimizers (optimizer.name)": OPTIMIZERS.described(),
+        "backends (backend)": BACKENDS.described(),
+    }

@@ -1,0 +1,44 @@
+"""Options shared by several commands, defined once as Annotated aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ScenarioArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Scenario file, or the name of a bundled scenario (see `gaverify list`). "
+        "Omitted: the built-in default scenario.",
+        show_default=False,
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a scenario field: key=value, e.g. --set batch.size=16 "
+        "--set batch.accumulation=[2,4]. Repeatable.",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="cpu, cuda or auto (shorthand for --set device=...).", show_default=False
+    ),
+]
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write every number of the run to this JSON file.", dir_okay=False),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (it is off anyway when not a TTY).")
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option("--debug", help="Show the full traceback of an error (or set GAVERIFY_DEBUG=1)."),
+]

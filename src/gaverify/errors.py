@@ -1,0 +1,52 @@
+"""The errors gaverify knows how to explain.
+
+Every exception here is a *user* problem (a bad scenario, a missing file, an
+unknown name) and maps to a short message and exit code 2 in the CLI. Anything
+else that escapes is a gaverify bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_EXPECTATION_FAILED = 1
+EXIT_USAGE = 2
+
+
+class GaverifyError(Exception):
+    """A problem the user can fix; the message is complete on its own."""
+
+    exit_code = EXIT_USAGE
+
+    def lines(self) -> list[str]:
+        """The message as lines, one problem per line."""
+        return str(self).splitlines() or [type(self).__name__]
+
+
+class ScenarioError(GaverifyError):
+    """One or more problems in a scenario, each naming where it came from."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' hint for a mistyped name, or ''."""
+    close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+class UnknownNameError(GaverifyError, ValueError):
+    """A name that is not in a registry. A ValueError too, so pydantic
+    validators can raise it and have it reported as a field error."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        self.kind, self.name, self.known = kind, name, known
+        hint = did_you_mean(name, known)
+        listing = ", ".join(known) if len(known) <= 12 else ", ".join(known[:12]) + ", ..."
+        super().__init__(f"unknown {kind} '{name}'{hint}; known: {listing}")

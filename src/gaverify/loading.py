@@ -1,0 +1,132 @@
+"""Turning files and `--set key=value` overrides into a validated Scenario.
+
+Owns the user-facing wording of scenario errors: every problem becomes one
+line naming the file (or the --set option), the key and what was expected,
+and all problems are reported together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gaverify.errors import ScenarioError, did_you_mean
+from gaverify.scenario import Scenario
+
+BUILTIN = "<built-in default scenario>"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML file (safe loader only: no language tags)."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(source, ["no such file"]) from None
+    except IsADirectoryError:
+        raise ScenarioError(source, ["is a directory, expected a scenario .yaml file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(source, [f"cannot read file: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, [_yaml_problem(exc)]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [f"expected a mapping of keys at the top, got {_kind(data)}"])
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f"{where}invalid YAML: {problem}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'a.b=value' into (['a', 'b'], value); the value is read as YAML,
+    so numbers, booleans and lists ([2, 4]) get their natural types."""
+    key, sep, raw = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or not all(path):
+        raise ScenarioError("--set", [f"'{text}': expected key=value, e.g. batch.size=16"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"--set {key}", [_yaml_problem(exc)]) from None
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of `data` with each 'a.b=value' override set (sections created)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise ScenarioError(f"--set {text}", [f"'{where}' is a value, not a section"])
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_scenario(path: Path | None = None, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario; `path=None` is the built-in one."""
+    data = read_yaml(path) if path is not None else {}
+    overrides = overrides or []
+    data = apply_overrides(data, overrides)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        source = str(path) if path is not None else BUILTIN
+        overridden = {parse_override(o)[0][0] for o in overrides}
+        problems = [_problem(err, overridden) for err in exc.errors()]
+        raise ScenarioError(source, problems) from None
+
+
+def _problem(err: dict[str, Any], overridden: set[str]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    via = " (from --set)" if loc and loc[0] in overridden else ""
+    if err["type"] == "extra_forbidden":
+        known = _fields_at(Scenario, err["loc"][:-1])
+        hint = did_you_mean(loc[-1], known) if known else ""
+        return f"{key}: unknown key{hint}{via}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return f"{key}: required{via}"
+    if err["type"] in {"value_error", "assertion_error"}:
+        return f"{key}: {msg}{via}"
+    return f"{key}: {msg[0].lower()}{msg[1:]}, got {_show(err.get('input'))}{via}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the section at `loc` in `model`, for suggestions."""
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,29 @@
+"""Optimizers a scenario can name, behind a registry.
+
+Each entry builds a torch optimizer from the parameters and the scenario's
+optimizer section; torch is imported only when one is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gaverify.registry import Registry
+
+OptimizerFactory = Callable[[Iterable[Any], float, float, dict[str, Any]], Any]
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("adamw", "torch.optim.AdamW (lr, weight_decay, options: betas, eps, ...)")
+def _adamw(params, lr: float, weight_decay: float, options: dict[str, Any]):
+    import torch
+
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **options)
+
+
+@OPTIMIZERS.register("sgd", "torch.optim.SGD (lr, weight_decay, options: momentum, ...)")
+def _sgd(params, lr: float, weight_decay: float, options: dict[str, Any]):
+    import torch
+
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **options)

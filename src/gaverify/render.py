@@ -1,0 +1,196 @@
+"""All terminal output: tables, summaries, errors and the progress bar (rich).
+
+Core modules return values; this module turns them into text. Results go to
+stdout, errors and progress to stderr, so `gaverify run > out.txt` captures
+the report alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gaverify.backends import Progress
+from gaverify.results import Row, RunResult, VariantSummary
+
+# Rich falls back to 80 columns when stdout is not a terminal; reports piped
+# to a file or a CI log get 100, so the trajectory table does not wrap.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 100
+out = Console(highlight=False, width=_PIPED_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line
+
+_STYLE = {"pass": "bold green", "fail": "bold red", "non-finite": "bold magenta"}
+
+
+def _sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def _verdict(v: str) -> str:
+    return f"[{_STYLE[v]}]{v.upper()}[/]"
+
+
+def _cell(row: Row, metric: str, text: str) -> str:
+    return f"[red]{text}[/]" if metric in row.exceeded else text
+
+
+# (header, right-aligned) per column; two-line headers keep the table narrow
+# enough for an 80-column terminal.
+_COLUMNS = [
+    ("step", True),
+    ("N", True),
+    ("variant", False),
+    ("loss\nfull", True),
+    ("loss\nGA", True),
+    ("loss\nrel Δ", True),
+    ("|g|\nfull", True),
+    ("|g|\nGA", True),
+    ("|g|\nrel Δ", True),
+    ("grad\nrel-L2", True),
+]
+
+
+def result_table(result: RunResult) -> Table:
+    """The per-step table: one row per step x N x variant. Cells over their
+    tolerance are red; cosine is judged too but lives in the JSON."""
+    trajectory = result.scenario["mode"] == "trajectory"
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for header, right in _COLUMNS + ([("max\n|Δp|", True)] if trajectory else []):
+        table.add_column(header, justify="right" if right else "left", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for i, row in enumerate(result.rows):
+        if i and row.step != result.rows[i - 1].step:
+            table.add_section()
+        cells = [
+            str(row.step),
+            str(row.n),
+            escape(row.variant),
+            f"{row.loss_full:.5f}",
+            f"{row.loss_ga:.5f}",
+            _cell(row, "loss_rel", _sci(row.loss_rel)),
+            f"{row.grad_norm_full:.4g}",
+            f"{row.grad_norm_ga:.4g}",
+            _cell(row, "grad_norm_rel", _sci(row.grad_norm_rel)),
+            _cell(row, "grad_rel_l2", _sci(row.grad_rel_l2)),
+        ]
+        if trajectory:
+            cells.append(_cell(row, "param_max_abs", _sci(row.param_max_abs)))
+        table.add_row(*cells, _verdict(row.verdict))
+    return table
+
+
+def summary_line(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]) -> str:
+    """One line per variant: verdict, expectation, the metrics over tolerance
+    and the headline figures (worst gradient and loss divergence)."""
+    mark = "as expected" if s.met else "[bold red]NOT as expected[/]"
+    over = sorted({m for r in rows if r.variant == s.variant for m in r.exceeded})
+    figures = ", ".join(
+        f"{label} {_sci(s.worst[k])} (tol {_sci(tolerance[k])})"
+        for k, label in [("grad_rel_l2", "grad rel-L2"), ("loss_rel", "loss rel Δ")]
+        if k in s.worst
+    )
+    exceeded = f" ({escape(', '.join(over))})" if over else ""
+    return (
+        f"{escape(s.variant)}: {_verdict(s.verdict)}, {mark} (expect {s.expected}); "
+        f"{s.rows_failed}/{s.rows} rows over tolerance{exceeded}; worst {figures}"
+    )
+
+
+def print_result(result: RunResult, console: Console = out) -> None:
+    """The whole report of a run: header, notes, table, warnings, summaries."""
+    sc = result.scenario
+    console.print(
+        f"[bold]{escape(sc['name'])}[/]: backend {sc['backend']}, mode {sc['mode']}, "
+        f"B={sc['batch']['size']}, N in {sc['batch']['accumulation']}, {sc['steps']} steps, "
+        f"{sc['dtype']} on {result.device}"
+    )
+    for note in result.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    console.print(result_table(result))
+    for warning in result.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    for summary in result.variants:
+        console.print(summary_line(summary, result.rows, sc["tolerance"]))
+    outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
+    console.print(
+        f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
+        f"as expected (exit {result.exit_code}) in {result.timings['total_s']:.1f} s"
+    )
+
+
+def print_yaml(data: dict[str, Any], console: Console = out) -> None:
+    """A resolved scenario as YAML (what `validate` shows)."""
+    import yaml
+
+    console.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False)
+
+
+def print_environment(info: dict[str, str], console: Console = out) -> None:
+    """Environment lines ready to paste into a bug report."""
+    console.print("Copy-and-paste the text below into your issue:\n")
+    for key, value in info.items():
+        console.print(f"- {key}: {value}", markup=False)
+
+
+def print_listing(sections: dict[str, list[tuple[str, str]]], console: Console = out) -> None:
+    """Named things (scenarios, variants, ...) with a one-line description each."""
+    for title, entries in sections.items():
+        table = Table(title=title, title_justify="left", show_header=False, box=None)
+        table.add_column(style="bold cyan")
+        table.add_column()
+        for name, summary in entries:
+            table.add_row(escape(name), escape(summary))
+        console.print(table)
+        console.print()
+
+
+def print_error(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[bold red]error:[/] {escape(line)}")
+
+
+def print_notice(text: str) -> None:
+    err.print(escape(text))
+
+
+class ProgressBar(Progress):
+    """A progress bar on stderr, drawn only on a terminal, and only once the
+    run has taken longer than a moment (quick runs stay uncluttered)."""
+
+    DELAY_S = 0.5
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar = None
+        self._task = None
+        self._total = 0
+        self._done = 0
+        self._t0 = time.monotonic()
+
+    def start(self, total: int) -> None:
+        self._total, self._done, self._t0 = total, 0, time.monotonic()
+
+    def advance(self, label: str = "") -> None:
+        self._done += 1
+        if not self.enabled:
+            return
+        if self._bar is None and time.monotonic() - self._t0 > self.DELAY_S:
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(console=err, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("verifying", total=self._total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self._done, description=escape(label))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

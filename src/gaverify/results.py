@@ -1,0 +1,128 @@
+"""The typed results of a run: what a backend measured and what was judged.
+
+Backends produce a Trace (Measurements plus facts about the run); verdicts
+turn it into a RunResult. The RunResult is the one source for every report:
+the terminal table, JSON (versioned by SCHEMA_VERSION) and later formats.
+Pure pydantic, no torch, so a saved result can be re-read anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+SCHEMA_VERSION = 1
+
+RowVerdict = Literal["pass", "fail", "non-finite"]
+
+# Metric name -> what it measures. Each is a Measurement attribute and a
+# Tolerance field of the same name; a row passes when every metric it has is
+# at or below its tolerance.
+METRICS: dict[str, str] = {
+    "loss_rel": "|loss GA - loss full| / |loss full|",
+    "grad_norm_rel": "| |g GA| - |g full| | / |g full|",
+    "grad_rel_l2": "|g GA - g full| / |g full|",
+    "cosine_distance": "1 - cos(g GA, g full)",
+    "param_max_abs": "max |p GA - p full| after the optimizer step (trajectory mode)",
+}
+
+
+def _rel(diff: float, ref: float) -> float:
+    if ref == 0:
+        return 0.0 if diff == 0 else math.inf
+    return diff / abs(ref)
+
+
+class Measurement(BaseModel):
+    """One step x N x variant: the accumulated run against the full batch."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    step: int
+    n: int
+    variant: str
+    items_full: int = Field(description="counted items (label tokens) in the full batch")
+    items_micro: list[int] = Field(description="counted items per micro-batch")
+    loss_full: float
+    loss_ga: float
+    grad_norm_full: float
+    grad_norm_ga: float
+    grad_rel_l2: float
+    grad_cosine: float
+    param_max_abs: float | None = None
+
+    @computed_field
+    @property
+    def loss_abs(self) -> float:
+        return abs(self.loss_ga - self.loss_full)
+
+    @computed_field
+    @property
+    def loss_rel(self) -> float:
+        return _rel(self.loss_abs, self.loss_full)
+
+    @computed_field
+    @property
+    def grad_norm_rel(self) -> float:
+        return _rel(abs(self.grad_norm_ga - self.grad_norm_full), self.grad_norm_full)
+
+    @computed_field
+    @property
+    def cosine_distance(self) -> float:
+        return 1.0 - self.grad_cosine
+
+    def metric_values(self) -> dict[str, float]:
+        """The judged metrics this row has (param_max_abs only in trajectory mode)."""
+        values = {name: getattr(self, name) for name in METRICS}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+class Trace(BaseModel):
+    """Everything a backend measured, before any judgement."""
+
+    measurements: list[Measurement]
+    device: str
+    parameters: int
+    notes: list[str] = Field(default_factory=list)
+
+
+class Row(Measurement):
+    verdict: RowVerdict
+    exceeded: list[str] = Field(default_factory=list, description="metrics over tolerance")
+
+
+class VariantSummary(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    variant: str
+    verdict: RowVerdict
+    expected: Literal["pass", "fail"]
+    met: bool
+    rows: int
+    rows_failed: int
+    worst: dict[str, float] = Field(description="largest value of each metric over all rows")
+
+
+class RunResult(BaseModel):
+    """A whole run: scenario, environment, judged rows and the outcome."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    schema_version: int = SCHEMA_VERSION
+    gaverify_version: str
+    scenario: dict[str, Any]
+    environment: dict[str, str]
+    device: str
+    parameters: int
+    notes: list[str]
+    warnings: list[str]
+    rows: list[Row]
+    variants: list[VariantSummary]
+    exit_code: int
+    timings: dict[str, float] = Field(description="seconds; the only non-repeatable numbers")
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
