@@ -1,0 +1,172 @@
+"""The command line as a user meets it: exit codes, messages, files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gaverify.cli import app
+from gaverify.results import RunResult
+
+runner = CliRunner()
+SMALL = ["--set", "steps=1", "--set", "batch.accumulation=[2,8]"]
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def _no_torch_after(argv: list[str]) -> subprocess.CompletedProcess:
+    code = (
+        "import sys\n"
+        f"sys.argv = {['gaverify', *argv]!r}\n"
+        "from gaverify.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+        "sys.exit(code or 0)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_help_does_not_import_torch():
+    proc = _no_torch_after(["--help"])
+    assert proc.returncode == 0, proc.stderr
+    assert "run" in proc.stdout and "validate" in proc.stdout
+
+
+def test_validate_does_not_import_torch():
+    proc = _no_torch_after(["validate", "quickstart"])
+    assert proc.returncode == 0, proc.stderr
+    assert "name: quickstart" in proc.stdout
+
+
+def test_console_script_runs_the_default_scenario(tmp_path):
+    exe = Path(sys.executable).with_name("gaverify")
+    proc = subprocess.run(
+        [str(exe), "run", *SMALL, "--json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "naive: FAIL, as expected" in proc.stdout
+    assert "fixed: PASS, as expected" in proc.stdout
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+@pytest.mark.slow
+def test_quickstart_separates_naive_from_fixed(tmp_path):
+    out = tmp_path / "quickstart.json"
+    result = invoke("run", "scenarios/quickstart.yaml", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == 1
+    rows = data["rows"]
+    assert len(rows) == 4 * 3 * 2
+    assert min(r["grad_rel_l2"] for r in rows if r["variant"] == "naive") > 1e-2
+    assert max(r["grad_rel_l2"] for r in rows if r["variant"] == "fixed") < 1e-5
+    reread = RunResult.model_validate_json(out.read_text())
+    assert reread.exit_code == 0 and len(reread.rows) == 24
+
+
+def test_equal_lengths_warns_and_meets_its_expectations():
+    result = invoke("run", "equal-lengths", "--set", "steps=1")
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "same number of counted items" in result.output
+
+
+def test_unmet_expectation_exits_1():
+    result = invoke("run", *SMALL, "--set", "expect.naive=pass")
+    assert result.exit_code == 1
+    assert "NOT as expected" in result.output and "FAILED" in result.output
+
+
+def test_trajectory_mode_shows_parameter_drift():
+    result = invoke("run", *SMALL, "--set", "mode=trajectory")
+    assert result.exit_code == 0, result.output
+    assert "|Δp|" in result.output
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    _one_line_error(invoke("run", str(missing)), str(missing), "no such file")
+
+
+def test_yaml_syntax_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch: {size: 8\n")
+    _one_line_error(invoke("validate", str(bad)), str(bad), "line 2, column 1", "invalid YAML")
+
+
+def test_unknown_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch: {szie: 8}\n")
+    _one_line_error(invoke("run", str(bad)), "batch.szie: unknown key (did you mean 'size'?)")
+
+
+def test_wrong_type(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: many\n")
+    _one_line_error(invoke("run", str(bad)), "steps: input should be a valid integer", "'many'")
+
+
+def test_batch_not_divisible_by_n():
+    _one_line_error(
+        invoke("run", "--set", "batch.size=6", "--set", "batch.accumulation=[4]"),
+        "batch.accumulation: 4 does not divide batch.size 6",
+        "(from --set)",
+    )
+
+
+def test_unknown_model_type_is_a_usage_error():
+    _one_line_error(invoke("run", *SMALL, "--set", "model.type=lama"), "did you mean 'llama'")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = invoke("run", str(tmp_path / "missing.yaml"), "--debug")
+    assert result.exit_code != 0 and result.exit_code != 2
+    assert "no such file" in str(result.exception)
+
+
+def test_validate_prints_the_resolved_scenario():
+    result = invoke("validate", "--set", "dtype=float64")
+    assert result.exit_code == 0
+    assert "grad_rel_l2: 1.0e-09" in result.output and "valid" in result.output
+
+
+def test_init_writes_a_starter_that_validates_and_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "mine.yaml"
+    assert invoke("init", str(path)).exit_code == 0
+    assert path.read_text().startswith("# A gaverify scenario")
+    assert invoke("validate", str(path)).exit_code == 0
+    _one_line_error(invoke("init", str(path)), "already exists; pass --force")
+    assert invoke("init", str(path), "--force").exit_code == 0
+
+
+def test_list_shows_bundled_scenarios_and_variants():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ["quickstart", "equal-lengths", "naive", "fixed", "adamw", "lockstep", "reference"]:
+        assert name in result.output
+
+
+def test_env_gives_paste_ready_lines():
+    result = invoke("env")
+    assert result.exit_code == 0
+    assert "- torch: " in result.output and "- transformers: " in result.output
+    assert "- python: " in result.output and "- gpu: " in result.output
