@@ -55,8 +55,8 @@ def test_report_has_table_notes_warnings_and_summaries():
     assert "note: dropout: off" in text
     assert "warning: N=2: careful" in text
     assert "grad" in text and "rel-L2" in text and "2.5e-01" in text
-    assert "naive: FAIL, as expected (expect fail); 1/1 rows over tolerance" in text
-    assert "(cosine_distance, grad_norm_rel, grad_rel_l2, loss_rel)" in text
+    assert "naive: FAIL, as expected (expect fail): 1/1 rows over tolerance" in text
+    assert "over tolerance: cosine_distance, grad_norm_rel, grad_rel_l2, loss_rel" in text
     assert "fixed: PASS, as expected" in text
     assert "OK: 2/2 variants as expected (exit 0)" in text
     assert "|Δp|" not in text

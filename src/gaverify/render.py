@@ -86,9 +86,9 @@ def result_table(result: RunResult) -> Table:
     return table
 
 
-def summary_line(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]) -> str:
-    """One line per variant: verdict, expectation, the metrics over tolerance
-    and the headline figures (worst gradient and loss divergence)."""
+def summary_lines(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]) -> list[str]:
+    """A few lines per variant: verdict against expectation, the headline
+    figures (worst gradient and loss divergence), the metrics over tolerance."""
     mark = "as expected" if s.met else "[bold red]NOT as expected[/]"
     over = sorted({m for r in rows if r.variant == s.variant for m in r.exceeded})
     figures = ", ".join(
@@ -96,11 +96,12 @@ def summary_line(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]
         for k, label in [("grad_rel_l2", "grad rel-L2"), ("loss_rel", "loss rel Δ")]
         if k in s.worst
     )
-    exceeded = f" ({escape(', '.join(over))})" if over else ""
-    return (
-        f"{escape(s.variant)}: {_verdict(s.verdict)}, {mark} (expect {s.expected}); "
-        f"{s.rows_failed}/{s.rows} rows over tolerance{exceeded}; worst {figures}"
-    )
+    lines = [
+        f"{escape(s.variant)}: {_verdict(s.verdict)}, {mark} (expect {s.expected}): "
+        f"{s.rows_failed}/{s.rows} rows over tolerance",
+        f"  worst {figures}",
+    ]
+    return lines + ([f"  over tolerance: {escape(', '.join(over))}"] if over else [])
 
 
 def print_result(result: RunResult, console: Console = out) -> None:
@@ -117,7 +118,8 @@ def print_result(result: RunResult, console: Console = out) -> None:
     for warning in result.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     for summary in result.variants:
-        console.print(summary_line(summary, result.rows, sc["tolerance"]))
+        for line in summary_lines(summary, result.rows, sc["tolerance"]):
+            console.print(line)
     outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
     console.print(
         f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
