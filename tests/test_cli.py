@@ -137,6 +137,20 @@ def test_unknown_model_type_is_a_usage_error():
     _one_line_error(invoke("run", *SMALL, "--set", "model.type=lama"), "did you mean 'llama'")
 
 
+def test_bad_model_config_is_a_usage_error():
+    _one_line_error(
+        invoke("run", *SMALL, "--set", "model.config.num_attention_heads=5"),
+        "model.config: invalid for 'llama'",
+    )
+
+
+def test_sequences_longer_than_the_model_allows():
+    _one_line_error(
+        invoke("run", *SMALL, "--set", "data.length.max=600"),
+        "data.length.max: 600 is longer than the model's max_position_embeddings (512)",
+    )
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = invoke("run", str(tmp_path / "missing.yaml"), "--debug")
     assert result.exit_code != 0 and result.exit_code != 2

@@ -75,6 +75,12 @@ def test_batch_not_divisible_by_n(tmp_path):
     )
 
 
+def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path):
+    path = _write(tmp_path, "optimizer: {lr: 1e-4, options: {eps: 1e-8}}\n")
+    assert load_scenario(path).optimizer.options == {"eps": 1e-8}
+    assert parse_override("model.config.rms_norm_eps=1e-5")[1] == 1e-5
+
+
 def test_parse_override_reads_values_as_yaml():
     assert parse_override("batch.accumulation=[2, 4]") == (["batch", "accumulation"], [2, 4])
     assert parse_override("dtype=float64") == (["dtype"], "float64")
@@ -92,6 +98,12 @@ def test_overrides_apply_on_top_of_the_file(tmp_path):
     s = load_scenario(path, ["steps=5", "batch.accumulation=[2]", "tolerance.loss_rel=0.1"])
     assert (s.steps, s.batch.size, s.batch.accumulation) == (5, 8, [2])
     assert s.tolerance.loss_rel == 0.1
+
+
+def test_override_inside_a_default_mapping_keeps_its_other_entries():
+    s = load_scenario(None, ["model.config.num_hidden_layers=3"])
+    assert s.model.config == {**Scenario().model.config, "num_hidden_layers": 3}
+    assert load_scenario(None, ["optimizer.options.eps=1e-6"]).optimizer.options == {"eps": 1e-6}
 
 
 def test_override_does_not_touch_its_input():

@@ -49,3 +49,10 @@ def test_cuda_requested_without_a_gpu(monkeypatch):
     with pytest.raises(GaverifyError, match="'cuda' was requested but torch .* sees no GPU"):
         resolve_device("cuda")
     assert resolve_device("auto") == "cpu"
+
+
+def test_config_sizes_that_do_not_fit_name_the_root_cause():
+    spec = ModelSpec(config={**SMALL_MODEL, "num_attention_heads": 5})
+    with pytest.raises(GaverifyError) as info:
+        build_model(spec, causal, "float32", "cpu", 0)
+    assert str(info.value).startswith("model.config: invalid for 'llama': The hidden size (32)")

@@ -7,6 +7,7 @@ and all problems are reported together.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,24 @@ from gaverify.scenario import Scenario
 BUILTIN = "<built-in default scenario>"
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading 1e-4 as a float as YAML 1.2 does (YAML 1.1,
+    and so plain PyYAML, wants 1.0e-4 and would give the string '1e-4')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in a YAML file (safe loader only: no language tags)."""
+    """The mapping in a YAML file (a safe loader: no language tags)."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -31,7 +48,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, [f"cannot read file: {exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(source, [_yaml_problem(exc)]) from None
     if data is None:
@@ -56,7 +73,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not all(path):
         raise ScenarioError("--set", [f"'{text}': expected key=value, e.g. batch.size=16"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _parse(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ScenarioError(f"--set {key}", [_yaml_problem(exc)]) from None
     return path, value
@@ -71,13 +88,36 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, value = parse_override(text)
         node = data
         for i, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
+            if part not in node:
+                node[part] = _mapping_default(path[: i + 1])
+            child = node[part]
             if not isinstance(child, dict):
                 where = ".".join(path[: i + 1])
                 raise ScenarioError(f"--set {text}", [f"'{where}' is a value, not a section"])
             node = child
         node[path[-1]] = value
     return data
+
+
+def _mapping_default(path: list[str]) -> dict[str, Any]:
+    """What an absent section at `path` starts as before an override is set in
+    it: a free-form mapping field keeps its default entries, so
+    `--set model.config.num_hidden_layers=4` changes one key of the default
+    model config instead of replacing the whole config."""
+    model: type[BaseModel] = Scenario
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part)
+        if field is None:
+            return {}
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        if i == len(path) - 1 and field.default_factory is not None:
+            default = field.default_factory()
+            return dict(default) if isinstance(default, dict) else {}
+        return {}
+    return {}
 
 
 def load_scenario(path: Path | None = None, overrides: list[str] | None = None) -> Scenario:

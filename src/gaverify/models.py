@@ -44,23 +44,37 @@ def build_model(spec: ModelSpec, task: Task, dtype: str, device: str, seed: int)
     from transformers import AutoConfig
 
     transformers.logging.set_verbosity_error()
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if spec.type not in CONFIG_MAPPING_NAMES:
+        raise UnknownNameError("model.type", spec.type, CONFIG_MAPPING_NAMES)
+    # The config and model constructors are where user-supplied sizes are
+    # checked (by transformers, with several exception types): any failure
+    # there is a problem with model.config, reported by its root cause.
     try:
         config = AutoConfig.for_model(spec.type, **spec.config)
-    except ValueError as exc:
-        if "Unrecognized model identifier" not in str(exc):
-            raise GaverifyError(f"model.config: {exc}") from exc
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-        raise UnknownNameError("model.type", spec.type, CONFIG_MAPPING_NAMES) from None
+    except Exception as exc:
+        raise GaverifyError(f"model.config: invalid for '{spec.type}': {_cause(exc)}") from exc
     auto_class = getattr(transformers, task.auto_class)
     torch.manual_seed(seed)
     try:
         model = auto_class.from_config(config)
     except ValueError as exc:
-        raise GaverifyError(
-            f"model.type: '{spec.type}' has no {task.name} model in transformers "
-            f"{transformers.__version__} ({task.auto_class} does not support it)"
-        ) from exc
+        if "Unrecognized configuration class" in str(exc):
+            raise GaverifyError(
+                f"model.type: '{spec.type}' has no {task.name} model in transformers "
+                f"{transformers.__version__} ({task.auto_class} does not support it)"
+            ) from exc
+        raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
+    except (TypeError, RuntimeError) as exc:
+        raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
     model.to(device=device, dtype=torch_dtype(dtype))
     model.train(spec.dropout)
     return model
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost cause (transformers wraps its own checks)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

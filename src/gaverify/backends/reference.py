@@ -23,6 +23,7 @@ from typing import Any
 from gaverify.backends import Progress
 from gaverify.compare import compare_gradients, gradients, max_abs_difference, snapshot
 from gaverify.data import Batch, batch_indices, collate, split, synthetic_sequences
+from gaverify.errors import GaverifyError
 from gaverify.models import build_model, resolve_device
 from gaverify.optim import OPTIMIZERS
 from gaverify.results import Measurement, Trace
@@ -81,6 +82,12 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
 
 def _batches(scenario: Scenario, model: Any, device: str) -> list[Batch]:
     vocab = model.config.vocab_size
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and scenario.data.length.max > limit:
+        raise GaverifyError(
+            f"data.length.max: {scenario.data.length.max} is longer than the model's "
+            f"max_position_embeddings ({limit}); lower it or raise model.config"
+        )
     sequences = synthetic_sequences(scenario.data, vocab, scenario.seed)
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     order = batch_indices(len(sequences), scenario.batch.size, scenario.steps, scenario.seed)
