@@ -151,6 +151,14 @@ def test_sequences_longer_than_the_model_allows():
     )
 
 
+def test_bad_optimizer_option_is_a_usage_error():
+    _one_line_error(
+        invoke("run", *SMALL, "--set", "optimizer.options.betaz=1"),
+        "optimizer.options: adamw:",
+        "betaz",
+    )
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = invoke("run", str(tmp_path / "missing.yaml"), "--debug")
     assert result.exit_code != 0 and result.exit_code != 2

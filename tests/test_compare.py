@@ -33,6 +33,13 @@ def test_zero_reference():
     assert compare_gradients([t(0.0)], [t(1.0)]).rel_l2 == math.inf
 
 
+def test_a_missing_gradient_counts_as_zeros():
+    c = compare_gradients([t(3.0, 4.0), None], [t(3.0, 4.0), t(1.0)])
+    assert (c.norm_ref, c.norm_got) == (5.0, math.sqrt(26.0))
+    assert c.rel_l2 == pytest.approx(0.2, abs=1e-15)
+    assert compare_gradients([None], [None]).rel_l2 == 0.0
+
+
 def test_nan_propagates():
     assert math.isnan(compare_gradients([t(1.0)], [t(float("nan"))]).rel_l2)
 

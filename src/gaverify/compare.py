@@ -19,28 +19,30 @@ class GradComparison:
     cosine: float
 
 
-def gradients(model: Any) -> list[Any]:
-    """The model's gradients in parameter order; a parameter that received no
-    gradient counts as zeros, so two runs always line up."""
-    import torch
+def trainable(model: Any) -> list[Any]:
+    """The parameters that take gradients, in a fixed order."""
+    return [p for p in model.parameters() if p.requires_grad]
 
-    return [
-        p.grad if p.grad is not None else torch.zeros_like(p)
-        for p in model.parameters()
-        if p.requires_grad
-    ]
+
+def gradients(model: Any) -> list[Any]:
+    """The model's .grad tensors in parameter order; None where a parameter
+    received no gradient (compared as zeros, restored as None)."""
+    return [p.grad for p in trainable(model)]
 
 
 def snapshot(tensors: list[Any]) -> list[Any]:
-    """Detached copies of `tensors`."""
-    return [t.detach().clone() for t in tensors]
+    """Detached copies of `tensors` (None stays None)."""
+    return [None if t is None else t.detach().clone() for t in tensors]
 
 
 def compare_gradients(ref: list[Any], got: list[Any]) -> GradComparison:
     """Norms, relative L2 error and cosine similarity of two gradient lists."""
     aa = bb = ab = dd = 0.0
     for a, b in zip(ref, got, strict=True):
-        a, b = a.double(), b.double()
+        if a is None and b is None:
+            continue
+        a = b.new_zeros(()) if a is None else a.double()
+        b = a.new_zeros(()) if b is None else b.double()
         aa += float((a * a).sum())
         bb += float((b * b).sum())
         ab += float((a * b).sum())

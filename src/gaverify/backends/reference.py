@@ -21,7 +21,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from gaverify.backends import Progress
-from gaverify.compare import compare_gradients, gradients, max_abs_difference, snapshot
+from gaverify.compare import (
+    compare_gradients,
+    gradients,
+    max_abs_difference,
+    snapshot,
+    trainable,
+)
 from gaverify.data import Batch, batch_indices, collate, split, synthetic_sequences
 from gaverify.errors import GaverifyError
 from gaverify.models import build_model, resolve_device
@@ -65,19 +71,14 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     with torch.enable_grad():
         measurements = loop(scenario, model, task, batches, plan, progress)
+    parameters = sum(p.numel() for p in model.parameters())
     notes = [
-        f"model: {scenario.model.type} ({task.name}), "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters, {scenario.dtype} on {device}",
+        f"model: {scenario.model.type} ({task.name}), {parameters:,} parameters",
         "dropout: on (kept by model.dropout: true; full and micro-batch runs use different masks)"
         if scenario.model.dropout
         else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
     ]
-    return Trace(
-        measurements=measurements,
-        device=device,
-        parameters=sum(p.numel() for p in model.parameters()),
-        notes=notes,
-    )
+    return Trace(measurements=measurements, device=device, parameters=parameters, notes=notes)
 
 
 def _batches(scenario: Scenario, model: Any, device: str) -> list[Batch]:
@@ -97,7 +98,10 @@ def _batches(scenario: Scenario, model: Any, device: str) -> list[Batch]:
 def _optimizer(scenario: Scenario, model: Any):
     spec = scenario.optimizer
     factory = OPTIMIZERS.get(spec.name)
-    return factory(model.parameters(), spec.lr, spec.weight_decay, dict(spec.options))
+    try:
+        return factory(trainable(model), spec.lr, spec.weight_decay, dict(spec.options))
+    except (TypeError, ValueError) as exc:
+        raise GaverifyError(f"optimizer.options: {spec.name}: {exc}") from exc
 
 
 def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
@@ -131,7 +135,7 @@ def _lockstep(scenario, model, task, batches, plan, progress) -> list[Measuremen
             comparison = compare_gradients(ref_grads, gradients(model))
             out.append(_measure(step, n, name, counts, ref_loss, loss, comparison))
             progress.advance(f"step {step} N={n} {name}")
-        for p, g in zip((p for p in model.parameters() if p.requires_grad), ref_grads, strict=True):
+        for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
         optimizer.step()
     return out
