@@ -7,6 +7,7 @@ and all problems are reported together.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of `data` with each 'a.b=value' override set (sections created)."""
-    import copy
-
     data = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
@@ -104,20 +103,12 @@ def _mapping_default(path: list[str]) -> dict[str, Any]:
     it: a free-form mapping field keeps its default entries, so
     `--set model.config.num_hidden_layers=4` changes one key of the default
     model config instead of replacing the whole config."""
-    model: type[BaseModel] = Scenario
-    for i, part in enumerate(path):
-        field = model.model_fields.get(part)
-        if field is None:
-            return {}
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            continue
-        if i == len(path) - 1 and field.default_factory is not None:
-            default = field.default_factory()
-            return dict(default) if isinstance(default, dict) else {}
+    parent = _section_at(path[:-1])
+    field = parent.model_fields.get(path[-1]) if parent else None
+    if field is None or field.default_factory is None or _section_at(path):
         return {}
-    return {}
+    default = field.default_factory()
+    return dict(default) if isinstance(default, dict) else {}
 
 
 def load_scenario(path: Path | None = None, overrides: list[str] | None = None) -> Scenario:
@@ -139,8 +130,8 @@ def _problem(err: dict[str, Any], overridden: set[str]) -> str:
     key = ".".join(loc) or "(top level)"
     via = " (from --set)" if loc and loc[0] in overridden else ""
     if err["type"] == "extra_forbidden":
-        known = _fields_at(Scenario, err["loc"][:-1])
-        hint = did_you_mean(loc[-1], known) if known else ""
+        section = _section_at(err["loc"][:-1])
+        hint = did_you_mean(loc[-1], section.model_fields) if section else ""
         return f"{key}: unknown key{hint}{via}"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
@@ -150,15 +141,15 @@ def _problem(err: dict[str, Any], overridden: set[str]) -> str:
     return f"{key}: {msg[0].lower()}{msg[1:]}, got {_show(err.get('input'))}{via}"
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the section at `loc` in `model`, for suggestions."""
+def _section_at(loc: tuple | list) -> type[BaseModel] | None:
+    """The schema class of the section at `loc`, or None if it is no section."""
+    model: type[BaseModel] = Scenario
     for part in loc:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
+        annotation = getattr(model.model_fields.get(part), "annotation", None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
+            return None
         model = annotation
-    return list(model.model_fields)
+    return model
 
 
 def _kind(value: Any) -> str:

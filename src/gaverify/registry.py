@@ -46,9 +46,11 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.kind, name, self._entries) from None
 
     def names(self) -> list[str]:
+        """Registered names, in registration order."""
         return list(self._entries)
 
     def items(self) -> Iterator[tuple[str, T]]:
+        """(name, entry) pairs, in registration order."""
         return iter(self._entries.items())
 
     def described(self) -> list[tuple[str, str]]:

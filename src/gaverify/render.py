@@ -154,11 +154,13 @@ def print_listing(sections: dict[str, list[tuple[str, str]]], console: Console =
 
 
 def print_error(lines: list[str]) -> None:
+    """Each problem as one `error:` line on stderr."""
     for line in lines:
         err.print(f"[bold red]error:[/] {escape(line)}")
 
 
 def print_notice(text: str) -> None:
+    """A status line on stderr, kept out of the report on stdout."""
     err.print(escape(text))
 
 
