@@ -1,0 +1,14 @@
+from typing import get_args
+
+from gaverify.catalog import MODES, catalog
+from gaverify.scenario import Scenario
+
+
+def test_listed_modes_are_exactly_the_schema_modes():
+    assert [name for name, _ in MODES] == list(get_args(Scenario.model_fields["mode"].annotation))
+
+
+def test_every_listed_entry_has_a_description():
+    for section, entries in catalog().items():
+        assert entries, section
+        assert all(summary for _, summary in entries), section
