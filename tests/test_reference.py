@@ -6,23 +6,35 @@ import pytest
 import torch
 
 from gaverify.backends.reference import accumulate, run
-from gaverify.data import collate, split
+from gaverify.collate import collate
 from gaverify.models import build_model
 from gaverify.scenario import ModelSpec
 from gaverify.tasks import TASKS
-from gaverify.variants import fixed_weights, naive_weights
+from gaverify.variants import VARIANTS
 from tests.conftest import SMALL_MODEL, small_scenario
 
 causal = TASKS.get("causal-lm")
+fixed_weights, naive_weights = VARIANTS.get("fixed"), VARIANTS.get("naive")
 
 
 def _model(seed=0):
-    return build_model(ModelSpec(config=SMALL_MODEL), causal, "float64", "cpu", seed)
+    spec = ModelSpec(config=SMALL_MODEL)
+    return build_model(spec, causal, "float64", "cpu", seed, None).model
 
 
-def _grads(model, micro, weights):
+def _batches(seqs, n=1, padding="right"):
+    """The full batch (n=1) or its n micro-batches, each collated on its own."""
+    size = len(seqs) // n
+    samples = [{"input_ids": s, "labels": list(s)} for s in seqs]
+    return [
+        collate(samples[i * size : (i + 1) * size], causal, 0, padding, False, "cpu")
+        for i in range(n)
+    ]
+
+
+def _grads(model, micro, variant):
     model.zero_grad(set_to_none=True)
-    loss, counts = accumulate(model, micro, weights, causal)
+    loss, counts = accumulate(model, micro, variant, causal)
     return loss, counts, torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
@@ -31,20 +43,20 @@ def test_fixed_equals_full_batch_in_float64(trial):
     rng = random.Random(trial)
     n = rng.choice([2, 4, 8])
     seqs = [[rng.randrange(97) for _ in range(rng.randint(2, 30))] for _ in range(8)]
-    batch = collate(seqs, pad_id=0, device="cpu")
     model = _model(trial)
-    full_loss, _, full = _grads(model, [batch], fixed_weights)
-    loss, counts, fixed = _grads(model, split(batch, n), fixed_weights)
+    padding = rng.choice(["right", "left"])
+    full_loss, _, full = _grads(model, _batches(seqs, 1, padding), fixed_weights)
+    loss, counts, fixed = _grads(model, _batches(seqs, n, padding), fixed_weights)
     assert sum(counts) == sum(len(s) - 1 for s in seqs)
     assert abs(loss - full_loss) / full_loss < 1e-12
     assert ((fixed - full).norm() / full.norm()).item() < 1e-12
 
 
 def test_naive_differs_when_counts_differ():
-    batch = collate([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15], [16] * 7], 0, "cpu")
+    seqs = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15], [16] * 7]
     model = _model()
-    full_loss, _, full = _grads(model, [batch], fixed_weights)
-    loss, counts, naive = _grads(model, split(batch, 2), naive_weights)
+    full_loss, _, full = _grads(model, _batches(seqs), fixed_weights)
+    loss, counts, naive = _grads(model, _batches(seqs, 2), naive_weights)
     assert counts == [10, 8]
     assert ((naive - full).norm() / full.norm()).item() > 1e-3
     assert abs(loss - full_loss) > 1e-6
@@ -52,10 +64,10 @@ def test_naive_differs_when_counts_differ():
 
 def test_naive_equals_full_when_counts_are_equal():
     rng = random.Random(3)
-    batch = collate([[rng.randrange(97) for _ in range(9)] for _ in range(8)], 0, "cpu")
+    seqs = [[rng.randrange(97) for _ in range(9)] for _ in range(8)]
     model = _model()
-    full_loss, _, full = _grads(model, [batch], fixed_weights)
-    loss, counts, naive = _grads(model, split(batch, 4), naive_weights)
+    full_loss, _, full = _grads(model, _batches(seqs), fixed_weights)
+    loss, counts, naive = _grads(model, _batches(seqs, 4), naive_weights)
     assert len(set(counts)) == 1
     assert abs(loss - full_loss) / full_loss < 1e-12
     assert ((naive - full).norm() / full.norm()).item() < 1e-12

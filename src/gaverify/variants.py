@@ -1,23 +1,30 @@
-"""Loss variants: how an accumulation loop normalises each micro-batch's loss.
+"""Loss variants: how an accumulation loop turns each micro-batch into a loss.
 
-For token-level losses a micro-batch i has a summed loss S_i over T_i counted
-items (non-ignored label tokens). Every built-in variant backpropagates
-w_i * S_i for micro-batch i and logs sum_i w_i * S_i, so a variant is fully
-described by its weights:
+A micro-batch i has a summed loss S_i over T_i counted items (label tokens,
+or samples). Within one accumulation window of N micro-batches (T = sum T_i):
 
-    full batch (reference)  w = 1 / T                  T = sum_i T_i
-    fixed                   w_i = 1 / T                (num_items_in_batch)
-    naive                   w_i = 1 / (N * T_i)        (mean of means)
+    full batch (reference)  S / T
+    fixed                   S_i / T           num_items_in_batch: equals the reference
+    naive                   S_i / (N * T_i)   mean of means: differs when the T_i differ
+    model                   the model's own loss, given num_items_in_batch the way the
+                            Trainer gives it (divided by N when the model takes no loss
+                            kwargs): catches a head that accepts the count but ignores it
+    label-smoother          transformers' LabelSmoother, called as the installed Trainer
+                            calls it
+    module:function         your compute_loss_func(outputs, labels, num_items_in_batch)
 
-`fixed` equals the full batch for any counts; `naive` only when all T_i are
-equal. This module is pure Python (no torch) so scenarios validate fast.
+naive and fixed are pure weights on S_i; the others run code of transformers
+or of the user. This module imports no torch until a loss is computed.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from gaverify.registry import Registry
 
@@ -25,14 +32,38 @@ Weights = Callable[[Sequence[int]], list[float]]
 
 
 @dataclass(frozen=True)
+class Window:
+    """One micro-batch inside its accumulation window: what a variant sees."""
+
+    model: Any
+    task: Any  # tasks.Task
+    batch: dict[str, Any]
+    counts: Sequence[int]  # counted items of every micro-batch of the window
+    index: int
+    label_smoothing: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True)
 class Variant:
     """A loss normalisation rule and the verdict a correct tool gives it on
-    data whose micro-batches hold different item counts."""
+    data whose micro-batches hold different item counts. Exactly one of
+    `weights` (a rule on summed losses) and `loss` (code run per micro-batch)."""
 
     name: str
     summary: str
     expected: str  # "pass" or "fail"
-    weights: Weights
+    weights: Weights | None = None
+    loss: Callable[[Window], Any] | None = None
+    # With equal counts per micro-batch a pure normalisation bug is invisible.
+    expected_when_equal: str = "pass"
 
 
 def _inverse(x: float) -> float:
@@ -52,6 +83,58 @@ def fixed_weights(counts: Sequence[int]) -> list[float]:
     return [_inverse(total)] * len(counts)
 
 
+def weighted_loss(window: Window, weight: float):
+    """w_i * S_i: the task's summed loss of the micro-batch, weighted."""
+    from gaverify.models import forward, logits_of
+
+    logits = logits_of(forward(window.model, window.task, window.batch))
+    return window.task.summed_loss(logits, window.batch["labels"], window.label_smoothing) * weight
+
+
+def trainer_scales_loss(model: Any) -> bool:
+    """Whether the Trainer passes num_items_in_batch to this model and then
+    skips its own division by N (its `model_accepts_loss_kwargs` rule)."""
+    declared = getattr(model, "accepts_loss_kwargs", None)
+    if declared is not None:
+        return bool(declared)
+    params = inspect.signature(model.forward).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _count_kwargs(window: Window) -> dict[str, Any]:
+    import torch
+
+    if not trainer_scales_loss(window.model):
+        return {}
+    return {"num_items_in_batch": torch.tensor(window.total, device=window.batch["labels"].device)}
+
+
+def model_loss(window: Window):
+    """The model's own loss, as the Trainer's compute_loss gets it."""
+    from gaverify.models import forward, loss_of
+
+    kwargs = _count_kwargs(window)
+    loss = loss_of(forward(window.model, window.task, window.batch, with_labels=True, **kwargs))
+    return loss if kwargs else loss / window.n
+
+
+def label_smoother_loss(window: Window):
+    """transformers' LabelSmoother as the installed Trainer calls it: labels
+    kept from the model, num_items_in_batch passed when the smoother takes it."""
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    from gaverify.models import forward
+
+    kwargs = _count_kwargs(window)
+    outputs = forward(window.model, window.task, window.batch, **kwargs)
+    smoother = LabelSmoother(epsilon=window.label_smoothing)
+    extra = {}
+    if kwargs and "num_items_in_batch" in inspect.signature(smoother.__call__).parameters:
+        extra = kwargs
+    loss = smoother(outputs, window.batch["labels"], shift_labels=window.task.shift_labels, **extra)
+    return loss if kwargs else loss / window.n
+
+
 VARIANTS: Registry[Variant] = Registry("variant")
 VARIANTS.add(
     "naive",
@@ -59,7 +142,7 @@ VARIANTS.add(
         "naive",
         "per-micro-batch mean loss / N (mean of means; the classic bug)",
         "fail",
-        naive_weights,
+        weights=naive_weights,
     ),
 )
 VARIANTS.add(
@@ -68,6 +151,58 @@ VARIANTS.add(
         "fixed",
         "per-micro-batch summed loss / item count of the whole batch (num_items_in_batch)",
         "pass",
-        fixed_weights,
+        weights=fixed_weights,
     ),
 )
+VARIANTS.add(
+    "model",
+    Variant(
+        "model",
+        "the model's own loss given num_items_in_batch, as the Trainer passes it",
+        "pass",
+        loss=model_loss,
+    ),
+)
+VARIANTS.add(
+    "label-smoother",
+    Variant(
+        "label-smoother",
+        "transformers' LabelSmoother (loss.label_smoothing), called as the Trainer calls it",
+        "pass",
+        loss=label_smoother_loss,
+    ),
+)
+
+
+def custom_variant(path: str, search: list[Path]) -> Variant:
+    """A variant from the user's compute_loss_func(outputs, labels, num_items_in_batch)."""
+    from gaverify.imports import load_object
+
+    func = load_object(path, "variants", search)
+
+    def loss(window: Window):
+        import torch
+
+        from gaverify.errors import GaverifyError
+        from gaverify.models import forward
+
+        outputs = forward(window.model, window.task, window.batch, **_count_kwargs(window))
+        total = torch.tensor(window.total, device=window.batch["labels"].device)
+        try:
+            value = func(outputs, window.batch["labels"], num_items_in_batch=total)
+        except Exception as exc:  # the user's code: report it, do not crash
+            raise GaverifyError(f"variants: {path} raised {type(exc).__name__}: {exc}") from exc
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+            raise GaverifyError(
+                f"variants: {path} returned {type(value).__name__}, not a scalar tensor loss"
+            )
+        return value
+
+    return Variant(path, "your compute_loss_func (as the Trainer calls it)", "pass", loss=loss)
+
+
+def resolve(name: str, search: list[Path]) -> Variant:
+    """A registered variant, or a custom one for a `module:function` name."""
+    from gaverify.imports import is_import_path
+
+    return custom_variant(name, search) if is_import_path(name) else VARIANTS.get(name)

@@ -41,7 +41,8 @@ def summarise(rows: list[Row], scenario: Scenario) -> list[VariantSummary]:
             for k, v in row.metric_values().items():
                 # NaN must win, so it is never hidden behind a finite maximum.
                 worst[k] = v if math.isnan(v) or k not in worst else max(worst[k], v)
-        expected = scenario.expected(variant)
+        equal = all(len(set(r.items_micro)) <= 1 for r in mine)
+        expected = scenario.expected(variant, equal_counts=equal)
         summaries.append(
             VariantSummary(
                 variant=variant,

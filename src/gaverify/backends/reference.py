@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gaverify.backends import Progress
+from gaverify.collate import Batch
 from gaverify.compare import (
     compare_gradients,
     gradients,
@@ -28,30 +29,30 @@ from gaverify.compare import (
     snapshot,
     trainable,
 )
-from gaverify.data import Batch, batch_indices, collate, split, synthetic_sequences
 from gaverify.errors import GaverifyError
-from gaverify.models import build_model, resolve_device
 from gaverify.optim import OPTIMIZERS
+from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
 from gaverify.scenario import Scenario
-from gaverify.tasks import TASKS, Task
-from gaverify.variants import VARIANTS, Weights, fixed_weights
+from gaverify.tasks import Task
+from gaverify.variants import VARIANTS, Variant, Window, weighted_loss
+
+REFERENCE = VARIANTS.get("fixed")  # with one micro-batch: S / T, the full batch
 
 
 def accumulate(
-    model: Any, micro_batches: Sequence[Batch], weights: Weights, task: Task
+    model: Any, micro_batches: Sequence[Batch], variant: Variant, task: Task, smoothing=0.0
 ) -> tuple[float, list[int]]:
-    """Forward and backward every micro-batch with loss w_i * S_i into the
+    """Forward and backward every micro-batch with the variant's loss into the
     model's .grad (not zeroed here). Returns the loss the loop would log and
     each micro-batch's item count T_i (counted first, as num_items_in_batch
     needs the whole window before the first backward)."""
     counts = [task.count_items(mb["labels"]) for mb in micro_batches]
+    weights = variant.weights(counts) if variant.weights else None
     logged = 0.0
-    for mb, w in zip(micro_batches, weights(counts), strict=True):
-        logits = model(
-            input_ids=mb["input_ids"], attention_mask=mb["attention_mask"], use_cache=False
-        ).logits
-        loss = task.summed_loss(logits, mb["labels"]) * w
+    for i, mb in enumerate(micro_batches):
+        window = Window(model, task, mb, counts, i, smoothing)
+        loss = weighted_loss(window, weights[i]) if weights else variant.loss(window)
         loss.backward()
         logged += float(loss.detach())
     return logged, counts
@@ -62,37 +63,24 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
     import torch
 
     progress = progress or Progress()
-    device = resolve_device(scenario.device)
-    task = TASKS.get(scenario.model.task)
-    model = build_model(scenario.model, task, scenario.dtype, device, scenario.seed)
-    batches = _batches(scenario, model, device)
+    setup = Setup(scenario)
+    model = setup.built.model
     plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
-    progress.start(len(batches) * (1 + len(plan)))
+    progress.start(len(setup.steps) * (1 + len(plan)))
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     with torch.enable_grad():
-        measurements = loop(scenario, model, task, batches, plan, progress)
+        measurements = loop(setup, plan, progress)
     parameters = sum(p.numel() for p in model.parameters())
     notes = [
-        f"model: {scenario.model.type} ({task.name}), {parameters:,} parameters",
+        f"task: {setup.task.name} (items: {setup.task.unit}), {parameters:,} parameters",
+        *setup.notes,
         "dropout: on (kept by model.dropout: true; full and micro-batch runs use different masks)"
         if scenario.model.dropout
         else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
     ]
-    return Trace(measurements=measurements, device=device, parameters=parameters, notes=notes)
-
-
-def _batches(scenario: Scenario, model: Any, device: str) -> list[Batch]:
-    vocab = model.config.vocab_size
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and scenario.data.length.max > limit:
-        raise GaverifyError(
-            f"data.length.max: {scenario.data.length.max} is longer than the model's "
-            f"max_position_embeddings ({limit}); lower it or raise model.config"
-        )
-    sequences = synthetic_sequences(scenario.data, vocab, scenario.seed)
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    order = batch_indices(len(sequences), scenario.batch.size, scenario.steps, scenario.seed)
-    return [collate([sequences[i] for i in idx], pad_id, device) for idx in order]
+    if scenario.loss.label_smoothing:
+        notes.append(f"loss: label smoothing {scenario.loss.label_smoothing} in every run")
+    return Trace(measurements=measurements, device=setup.device, parameters=parameters, notes=notes)
 
 
 def _optimizer(scenario: Scenario, model: Any):
@@ -121,17 +109,20 @@ def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=No
     )
 
 
-def _lockstep(scenario, model, task, batches, plan, progress) -> list[Measurement]:
+def _lockstep(setup: Setup, plan, progress) -> list[Measurement]:
+    scenario, model, task = setup.scenario, setup.built.model, setup.task
+    smoothing = scenario.loss.label_smoothing
     optimizer = _optimizer(scenario, model)
     out = []
-    for step, batch in enumerate(batches, start=1):
+    for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
-        ref_loss, _ = accumulate(model, [batch], fixed_weights, task)
+        ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
         ref_grads = snapshot(gradients(model))
         progress.advance(f"step {step} full batch")
         for n, name in plan:
             optimizer.zero_grad(set_to_none=True)
-            loss, counts = accumulate(model, split(batch, n), VARIANTS.get(name).weights, task)
+            micro = setup.micro_batches(samples, n)
+            loss, counts = accumulate(model, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(model))
             out.append(_measure(step, n, name, counts, ref_loss, loss, comparison))
             progress.advance(f"step {step} N={n} {name}")
@@ -141,22 +132,25 @@ def _lockstep(scenario, model, task, batches, plan, progress) -> list[Measuremen
     return out
 
 
-def _trajectory(scenario, model, task, batches, plan, progress) -> list[Measurement]:
+def _trajectory(setup: Setup, plan, progress) -> list[Measurement]:
+    scenario, model, task = setup.scenario, setup.built.model, setup.task
+    smoothing = scenario.loss.label_smoothing
     runs = {}
     for key in plan:
         twin = copy.deepcopy(model)
         runs[key] = (twin, _optimizer(scenario, twin))
     optimizer = _optimizer(scenario, model)
     out = []
-    for step, batch in enumerate(batches, start=1):
+    for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
-        ref_loss, _ = accumulate(model, [batch], fixed_weights, task)
+        ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
         optimizer.step()  # leaves .grad in place for the comparisons below
         ref_grads, ref_params = gradients(model), list(model.parameters())
         progress.advance(f"step {step} full batch")
         for (n, name), (twin, twin_optimizer) in runs.items():
             twin_optimizer.zero_grad(set_to_none=True)
-            loss, counts = accumulate(twin, split(batch, n), VARIANTS.get(name).weights, task)
+            micro = setup.micro_batches(samples, n)
+            loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(twin))
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))

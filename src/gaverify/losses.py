@@ -1,0 +1,68 @@
+"""Summed losses and item counts, one pair per kind of task.
+
+Accumulation maths needs each micro-batch's loss as a *sum* over its counted
+items, plus the count. These mirror transformers' loss functions
+(loss/loss_utils.py) with reduction="sum": same shifting, same -100 rule,
+computed in at least float32 as transformers does. torch is imported inside.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+IGNORE_INDEX = -100
+
+
+def _at_least_float32(logits):
+    import torch
+
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def _cross_entropy_sum(logits, targets, label_smoothing: float):
+    import torch.nn.functional as F
+
+    logits = _at_least_float32(logits)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1).to(logits.device),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+
+
+def shifted_token_loss(logits, labels, label_smoothing: float = 0.0):
+    """Causal LM: position t predicts label t+1 (transformers' ForCausalLMLoss)."""
+    return _cross_entropy_sum(logits[:, :-1, :], labels[:, 1:], label_smoothing)
+
+
+def shifted_token_count(labels) -> int:
+    return int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+
+def token_loss(logits, labels, label_smoothing: float = 0.0):
+    """Masked LM, token classification, seq2seq targets: no shift."""
+    return _cross_entropy_sum(logits, labels, label_smoothing)
+
+
+def token_count(labels) -> int:
+    return int((labels != IGNORE_INDEX).sum())
+
+
+def class_loss(logits, labels, label_smoothing: float = 0.0):
+    """Sequence classification: one label per sample."""
+    return _cross_entropy_sum(logits, labels, label_smoothing)
+
+
+def value_loss(logits, labels, label_smoothing: float = 0.0):
+    """Sequence regression: squared error per sample (MSELoss with sum)."""
+    import torch.nn.functional as F
+
+    logits = _at_least_float32(logits)
+    return F.mse_loss(logits.reshape(-1), labels.reshape(-1).to(logits), reduction="sum")
+
+
+def sample_count(labels: Any) -> int:
+    """Sample-level tasks count samples, not tokens."""
+    return int(labels.shape[0])

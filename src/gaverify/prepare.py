@@ -1,0 +1,111 @@
+"""Preparing a run: everything built once before any training pass.
+
+A Setup holds the model (and tokenizer), the task, the resolved variants
+(user code imported here, and noted), the samples of every step, and the
+collator that turns samples into (micro-)batches. Backends share it, so every
+backend trains on exactly the same data in the same order.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from gaverify.collate import Batch, collate
+from gaverify.data import batch_indices, load_samples
+from gaverify.errors import GaverifyError
+from gaverify.imports import describe, is_import_path
+from gaverify.models import Built, build_model, resolve_device, takes
+from gaverify.scenario import Scenario
+from gaverify.tasks import TASKS, Sample
+from gaverify.textdata import ByteEncoder, TokenizerEncoder
+from gaverify.variants import resolve
+
+
+class Setup:
+    """Everything a run needs, built once: model, task, variants, and the
+    samples of every step with the collator that batches them."""
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.device = resolve_device(scenario.device)
+        self.task = TASKS.get(scenario.model.task)
+        search = [scenario.source_dir] if scenario.source_dir else []
+        self.variants = {name: resolve(name, search) for name in scenario.variants}
+        self.built: Built = build_model(
+            scenario.model,
+            self.task,
+            scenario.dtype,
+            self.device,
+            scenario.seed,
+            scenario.source_dir,
+        )
+        self.notes = list(self.built.notes)
+        self.steps = self._steps()
+        data = scenario.data
+        keep_positions = takes(self.built.model, "position_ids")
+        if data.packed and not keep_positions:
+            raise GaverifyError(
+                "data.packed: the model's forward takes no position_ids, so packed sequences "
+                "would attend to each other"
+            )
+        if data.padding == "left" and not keep_positions:
+            self.notes.append(
+                "data: left padding without position_ids (the model takes none): positions "
+                "shift with padding unless the model's positions are relative"
+            )
+        self.collate = partial(
+            _collate_keeping,
+            keep_positions,
+            task=self.task,
+            pad_id=self.built.pad_id(),
+            padding=data.padding,
+            packed=data.packed,
+            device=self.device,
+        )
+        for name in scenario.variants:
+            if is_import_path(name):
+                self.notes.append(f"user code ran: {describe(self.variants[name], name)}")
+
+    def _steps(self) -> list[list[Sample]]:
+        scenario, task, model = self.scenario, self.task, self.built.model
+        space = self.built.token_space(task, scenario.model)
+        length = scenario.data.length
+        limit = (
+            getattr(model.config, "max_position_embeddings", None)
+            if hasattr(model, "config")
+            else None
+        )
+        if limit and length.max > limit:
+            raise GaverifyError(
+                f"data.length.max: {length.max} is longer than the model's "
+                f"max_position_embeddings ({limit}); lower it or raise model.config"
+            )
+        if self.built.tokenizer is not None:
+            encoder = TokenizerEncoder(self.built.tokenizer, length.max)
+        else:
+            encoder = ByteEncoder(length.max)
+            if scenario.data.source != "synthetic" and space.vocab_size < 256:
+                raise GaverifyError(
+                    f"model.config.vocab_size: reading text without a tokenizer uses bytes, "
+                    f"which needs a vocabulary of 256 or more, not {space.vocab_size}"
+                )
+        samples, where = load_samples(scenario, task, space, encoder, scenario.source_dir)
+        self.notes.append(
+            f"data: {where}; tokens: {encoder.name}"
+            if scenario.data.source != "synthetic"
+            else f"data: {where}"
+        )
+        order = batch_indices(len(samples), scenario.batch.size, scenario.steps, scenario.seed)
+        return [[samples[i] for i in idx] for idx in order]
+
+    def micro_batches(self, samples: list[Sample], n: int) -> list[Batch]:
+        """`n` micro-batches of consecutive samples, each collated on its own."""
+        size = len(samples) // n
+        return [self.collate(samples[i * size : (i + 1) * size]) for i in range(n)]
+
+
+def _collate_keeping(keep_positions: bool, samples: list[Sample], **options) -> Batch:
+    batch = collate(samples, **options)
+    if not keep_positions:
+        batch.pop("position_ids", None)
+    return batch

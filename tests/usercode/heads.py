@@ -1,0 +1,88 @@
+"""User code for the tests: factory models and custom losses, good and bad.
+
+Loaded by import path (tests.usercode.heads:NAME) exactly as a user's own
+module would be.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TinyLM(nn.Module):
+    """A causal LM outside transformers: embedding, one GRU, a head. Its own
+    loss honours num_items_in_batch when `honest`, else returns a mean."""
+
+    def __init__(self, vocab_size=50, hidden=16, honest=True):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.honest = honest
+        self.embed = nn.Embedding(vocab_size, hidden)
+        self.rnn = nn.GRU(hidden, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, num_items_in_batch=None):
+        logits = self.head(self.rnn(self.embed(input_ids))[0])
+        if labels is None:
+            return logits
+        flat = logits[:, :-1].reshape(-1, self.vocab_size)
+        targets = labels[:, 1:].reshape(-1)
+        if self.honest and num_items_in_batch is not None:
+            summed = F.cross_entropy(flat, targets, ignore_index=-100, reduction="sum")
+            return {"loss": summed / num_items_in_batch, "logits": logits}
+        # Accepts the count but ignores it: the bug the `model` variant catches.
+        return {"loss": F.cross_entropy(flat, targets, ignore_index=-100), "logits": logits}
+
+
+def honest_lm(vocab_size=50):
+    return TinyLM(vocab_size, honest=True)
+
+
+def count_ignoring_lm(vocab_size=50):
+    return TinyLM(vocab_size, honest=False)
+
+
+def not_a_module(**kwargs):
+    return "a string"
+
+
+def broken_factory(**kwargs):
+    raise RuntimeError("factory exploded")
+
+
+def _logits(outputs):
+    return outputs.logits if hasattr(outputs, "logits") else outputs
+
+
+def token_sum_loss(outputs, labels, num_items_in_batch):
+    """A correct compute_loss_func: summed token loss / num_items_in_batch."""
+    logits = _logits(outputs)[:, :-1].float()
+    return (
+        F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            labels[:, 1:].reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
+        / num_items_in_batch
+    )
+
+
+def per_batch_mean_loss(outputs, labels, num_items_in_batch):
+    """Ignores num_items_in_batch: each micro-batch's own mean (the bug)."""
+    logits = _logits(outputs)[:, :-1].float()
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+    )
+
+
+def raising_loss(outputs, labels, num_items_in_batch):
+    raise KeyError("no such output")
+
+
+def float_loss(outputs, labels, num_items_in_batch):
+    return 1.0
+
+
+NOT_CALLABLE = 3
+_ = torch  # torch is this module's dependency, as it would be for a user's
