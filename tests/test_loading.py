@@ -50,7 +50,9 @@ def test_language_tags_are_refused(tmp_path):
 
 
 def test_empty_file_is_the_default(tmp_path):
-    assert load_scenario(_write(tmp_path, "")) == Scenario()
+    loaded = load_scenario(_write(tmp_path, ""))
+    assert loaded.model_dump() == Scenario().model_dump()
+    assert loaded.source_dir == tmp_path.resolve()
 
 
 def test_all_problems_are_reported_at_once_one_line_each(tmp_path):

@@ -1,8 +1,23 @@
-import torch
+"""Each task's summed loss / count equals transformers' own loss function."""
 
-from gaverify.tasks import IGNORE_INDEX, TASKS
+import random
+
+import pytest
+import torch
+from transformers.loss import loss_utils
+
+from gaverify.tasks import TASKS, TokenSpace
+from gaverify.losses import IGNORE_INDEX
 
 causal = TASKS.get("causal-lm")
+
+
+def _labels(shape, classes, ignored_rows=()):
+    torch.manual_seed(1)
+    labels = torch.randint(0, classes, shape)
+    for row, start in ignored_rows:
+        labels[row, start:] = IGNORE_INDEX
+    return labels
 
 
 def test_causal_count_skips_the_first_position_and_ignored_labels():
@@ -12,24 +27,85 @@ def test_causal_count_skips_the_first_position_and_ignored_labels():
 
 
 def test_causal_summed_loss_matches_transformers_loss_times_count():
-    from transformers.loss.loss_utils import ForCausalLMLoss
-
-    # transformers computes this loss in float32 (it calls logits.float()),
-    # so compare in float32.
-    torch.manual_seed(0)
-    logits = torch.randn(3, 6, 13, dtype=torch.float32)
-    labels = torch.randint(0, 13, (3, 6))
-    labels[1, 4:] = IGNORE_INDEX
-    labels[2, 2:] = IGNORE_INDEX
+    # transformers computes this loss in float32 (it calls logits.float()).
+    logits = torch.randn(3, 6, 13)
+    labels = _labels((3, 6), 13, [(1, 4), (2, 2)])
     count = causal.count_items(labels)
-    mean = ForCausalLMLoss(logits, labels, vocab_size=13)
-    with_count = ForCausalLMLoss(logits, labels, vocab_size=13, num_items_in_batch=count)
+    mean = loss_utils.ForCausalLMLoss(logits, labels, vocab_size=13)
+    with_count = loss_utils.ForCausalLMLoss(logits, labels, vocab_size=13, num_items_in_batch=count)
     summed = causal.summed_loss(logits, labels)
     torch.testing.assert_close(summed / count, mean, rtol=1e-6, atol=0)
     torch.testing.assert_close(summed / count, with_count, rtol=1e-6, atol=0)
 
 
-def test_half_precision_logits_are_upcast_for_the_loss():
-    logits = torch.randn(1, 4, 7).to(torch.bfloat16)
-    labels = torch.randint(0, 7, (1, 4))
-    assert causal.summed_loss(logits, labels).dtype == torch.float32
+@pytest.mark.parametrize("task", ["masked-lm", "seq2seq"])
+def test_unshifted_token_losses_match_for_masked_lm(task):
+    logits = torch.randn(3, 5, 11)
+    labels = _labels((3, 5), 11, [(0, 3), (2, 1)])
+    t = TASKS.get(task)
+    expected = loss_utils.ForMaskedLMLoss(logits, labels, vocab_size=11)
+    torch.testing.assert_close(t.summed_loss(logits, labels) / t.count_items(labels), expected)
+    assert t.count_items(labels) == 15 - 2 - 4
+
+
+def test_token_classification_matches_transformers():
+    from types import SimpleNamespace
+
+    logits = torch.randn(2, 7, 4)
+    labels = _labels((2, 7), 4, [(1, 5)])
+    t = TASKS.get("token-classification")
+    expected = loss_utils.ForTokenClassification(logits, labels, SimpleNamespace(num_labels=4))
+    torch.testing.assert_close(t.summed_loss(logits, labels) / t.count_items(labels), expected)
+
+
+@pytest.mark.parametrize(("task", "num_labels"), [("sequence-classification", 3),
+                                                  ("sequence-regression", 1)])
+def test_sequence_tasks_count_samples_and_match_transformers(task, num_labels):
+    from types import SimpleNamespace
+
+    t = TASKS.get(task)
+    logits = torch.randn(5, num_labels)
+    labels = torch.randint(0, 3, (5,)) if num_labels > 1 else torch.randn(5)
+    config = SimpleNamespace(num_labels=num_labels, problem_type=None)
+    expected = loss_utils.ForSequenceClassificationLoss(labels, logits, config)
+    assert t.count_items(labels) == 5
+    torch.testing.assert_close(t.summed_loss(logits, labels) / 5, expected)
+
+
+def test_label_smoothing_matches_transformers_label_smoother():
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    logits = torch.randn(2, 6, 9)
+    labels = _labels((2, 6), 9, [(1, 3)])
+    smoothed = causal.summed_loss(logits, labels, 0.1) / causal.count_items(labels)
+    expected = LabelSmoother(epsilon=0.1)({"logits": logits}, labels, shift_labels=True)
+    torch.testing.assert_close(smoothed, expected)
+
+
+def test_masking_labels_only_masked_positions_and_never_special_tokens():
+    space = TokenSpace(vocab_size=50, mask_id=49, special_ids=frozenset({0, 1}))
+    ids = [0, *range(10, 30), 1]
+    sample = TASKS.get("masked-lm").synthesize(ids, random.Random(0), space)
+    masked = [i for i, t in enumerate(sample["input_ids"]) if t == 49]
+    assert len(masked) == 3  # 15% of the 20 maskable tokens
+    assert all(sample["labels"][i] == ids[i] for i in masked)
+    assert sum(v != IGNORE_INDEX for v in sample["labels"]) == 3
+    assert 0 not in masked and len(ids) - 1 not in masked
+
+
+def test_word_tags_go_to_the_first_piece_of_each_word():
+    from gaverify.textdata import ByteEncoder
+
+    row = {"tokens": ["ab", "c"], "tags": [3, 4]}
+    sample = TASKS.get("token-classification").from_row(row, ByteEncoder(64), None, None)
+    assert sample["input_ids"] == [97, 98, 32, 99]
+    assert sample["labels"] == [3, IGNORE_INDEX, IGNORE_INDEX, 4]
+
+
+def test_word_and_tag_counts_must_agree():
+    from gaverify.textdata import ByteEncoder
+
+    with pytest.raises(ValueError, match="2 tokens but 1 tags"):
+        TASKS.get("token-classification").from_row(
+            {"tokens": ["a", "b"], "tags": [1]}, ByteEncoder(8), None, None
+        )

@@ -38,3 +38,98 @@ def test_registry_knows_both_and_suggests_on_a_typo():
     assert VARIANTS.get("fixed").expected == "pass"
     with pytest.raises(UnknownNameError, match="did you mean 'fixed'"):
         VARIANTS.get("fixd")
+
+
+# --- variants that run code: the model's own loss, LabelSmoother, user losses ---
+
+from gaverify.backends.reference import run  # noqa: E402
+from gaverify.errors import GaverifyError  # noqa: E402
+from gaverify.scenario import Scenario  # noqa: E402
+from gaverify.variants import trainer_scales_loss  # noqa: E402
+from tests.conftest import small_scenario  # noqa: E402
+
+HEADS = "tests.usercode.heads"
+
+
+def _factory_scenario(factory, variants, **fields):
+    return Scenario.model_validate(
+        {
+            "device": "cpu",
+            "dtype": "float64",
+            "steps": 2,
+            "model": {"source": "factory", "factory": f"{HEADS}:{factory}",
+                      "config": {"vocab_size": 50}},
+            "data": {"samples": 16, "length": {"min": 2, "max": 24}},
+            "batch": {"size": 8, "accumulation": [2, 4]},
+            "variants": variants,
+            **fields,
+        }
+    )
+
+
+def _worst(trace, variant):
+    return max(m.grad_rel_l2 for m in trace.measurements if m.variant == variant)
+
+
+def test_model_variant_passes_a_head_that_uses_the_count():
+    trace = run(_factory_scenario("honest_lm", ["model", "fixed"]))
+    assert _worst(trace, "model") < 1e-12 and _worst(trace, "fixed") < 1e-12
+
+
+def test_model_variant_catches_a_head_that_takes_the_count_but_ignores_it():
+    trace = run(_factory_scenario("count_ignoring_lm", ["model"]))
+    rows = trace.measurements
+    assert all(m.grad_rel_l2 > 0.5 for m in rows)
+    # per-micro-batch means summed without the Trainer's division by N: ~N times the loss
+    assert all(abs(m.loss_ga / m.loss_full - m.n) < 0.5 * m.n for m in rows)
+
+
+def test_model_variant_on_a_transformers_head_that_normalises():
+    trace = run(small_scenario(dtype="float64", variants=["model"]))
+    # transformers computes its loss in float32 (logits.float()) even for float64
+    assert _worst(trace, "model") < 1e-6
+
+
+def test_trainer_rule_for_passing_the_count():
+    class Kw:
+        def forward(self, input_ids, **kwargs): ...
+
+    class NoKw:
+        def forward(self, input_ids, labels=None): ...
+
+    class Declared(Kw):
+        accepts_loss_kwargs = False
+
+    assert trainer_scales_loss(Kw()) and not trainer_scales_loss(NoKw())
+    assert not trainer_scales_loss(Declared())
+
+
+def test_label_smoother_as_the_trainer_calls_it_with_smoothing_in_every_run():
+    scenario = small_scenario(
+        dtype="float64", loss={"label_smoothing": 0.1}, variants=["naive", "fixed", "label-smoother"]
+    )
+    trace = run(scenario)
+    assert _worst(trace, "fixed") < 1e-12
+    assert _worst(trace, "naive") > 1e-3
+    assert _worst(trace, "label-smoother") < 1e-6  # LabelSmoother upcasts to float32
+
+
+def test_custom_loss_that_uses_the_count_passes_and_one_that_ignores_it_fails():
+    good, bad = f"{HEADS}:token_sum_loss", f"{HEADS}:per_batch_mean_loss"
+    trace = run(small_scenario(dtype="float64", variants=[good, bad]))
+    assert _worst(trace, good) < 1e-6
+    assert min(m.grad_rel_l2 for m in trace.measurements if m.variant == bad) > 0.1
+    assert any(f"user code ran: {good}" in note for note in trace.notes)
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        ("raising_loss", "variants: tests.usercode.heads:raising_loss raised KeyError"),
+        ("float_loss", "returned float, not a scalar tensor loss"),
+        ("nope", "variants: cannot import 'tests.usercode.heads:nope': AttributeError"),
+    ],
+)
+def test_custom_loss_problems_are_usage_errors(loss, message):
+    with pytest.raises(GaverifyError, match=message):
+        run(small_scenario(steps=1, variants=[f"{HEADS}:{loss}"]))

@@ -115,6 +115,9 @@ def datasets_rows(path: str, split: str, limit: int) -> Iterator[Row]:
         raise GaverifyError(
             "data.source: 'datasets' needs the datasets library: pip install 'gaverify[datasets]'"
         ) from exc
+    # Set after import too: both libraries read the switch when first imported.
+    datasets.config.HF_DATASETS_OFFLINE = True
+    datasets.config.HF_HUB_OFFLINE = True
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     local = Path(path)

@@ -13,6 +13,10 @@ class TinyLM(nn.Module):
     """A causal LM outside transformers: embedding, one GRU, a head. Its own
     loss honours num_items_in_batch when `honest`, else returns a mean."""
 
+    # The Trainer's switch for passing num_items_in_batch to forward (a model
+    # without **kwargs must declare it).
+    accepts_loss_kwargs = True
+
     def __init__(self, vocab_size=50, hidden=16, honest=True):
         super().__init__()
         self.vocab_size = vocab_size
