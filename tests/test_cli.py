@@ -192,3 +192,48 @@ def test_env_gives_paste_ready_lines():
     assert result.exit_code == 0
     assert "- torch: " in result.output and "- transformers: " in result.output
     assert "- python: " in result.output and "- gpu: " in result.output
+
+
+def test_pretrained_id_that_is_not_available(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    _one_line_error(
+        invoke(
+            "run",
+            *SMALL,
+            "--set",
+            "model.source=pretrained",
+            "--set",
+            "model.path=nobody/missing-model",
+        ),
+        "model.path: 'nobody/missing-model' is not a model directory",
+    )
+
+
+def test_factory_that_does_not_import():
+    _one_line_error(
+        invoke(
+            "run",
+            *SMALL,
+            "--set",
+            "model.source=factory",
+            "--set",
+            "model.factory=no_such_module:make",
+        ),
+        "model.factory: cannot import 'no_such_module:make': ModuleNotFoundError",
+    )
+
+
+def test_data_file_with_the_wrong_column(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"body": "some text here"}\n' * 8)
+    _one_line_error(
+        invoke(
+            "run",
+            *SMALL,
+            "--set",
+            "data.source=jsonl",
+            "--set",
+            f"data.path={tmp_path / 'd.jsonl'}",
+        ),
+        "data.columns.text: row 1 of",
+        "has no column 'text' (it has: body)",
+    )

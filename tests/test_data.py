@@ -41,8 +41,12 @@ def test_samples_limits_how_many_rows_are_read(tmp_path):
 
 def test_jsonl_with_mapped_columns(tmp_path):
     name = _jsonl(tmp_path, [{"review": "good", "stars": 1}, {"review": "bad", "stars": 0}])
-    data = {"source": "jsonl", "path": name, "columns": {"text": "review", "label": "stars"},
-            "length": {"min": 1}}
+    data = {
+        "source": "jsonl",
+        "path": name,
+        "columns": {"text": "review", "label": "stars"},
+        "length": {"min": 1},
+    }
     samples, _ = _load(tmp_path, data, task="sequence-classification")
     assert [s["labels"] for s in samples] == [1, 0]
 
@@ -88,11 +92,18 @@ def test_class_labels_must_fit_the_head(tmp_path):
 def test_datasets_reads_a_local_file_offline(tmp_path):
     pytest.importorskip("datasets")
     name = _jsonl(tmp_path, [{"t": f"row number {i}"} for i in range(6)])
-    data = {"source": "datasets", "path": str(tmp_path / name), "columns": {"text": "t"},
-            "samples": 3}
+    data = {
+        "source": "datasets",
+        "path": str(tmp_path / name),
+        "columns": {"text": "t"},
+        "samples": 3,
+    }
     samples, _ = _load(tmp_path, data)
-    assert [bytes(s["input_ids"]) for s in samples] == [b"row number 0", b"row number 1",
-                                                         b"row number 2"]
+    assert [bytes(s["input_ids"]) for s in samples] == [
+        b"row number 0",
+        b"row number 1",
+        b"row number 2",
+    ]
     assert samples[0]["labels"][0] != IGNORE_INDEX  # collate, not the reader, masks position 0
 
 

@@ -106,8 +106,9 @@ def test_package_that_is_not_installed():
 
 
 def test_factory_builds_a_user_module_with_config_arguments():
-    spec = ModelSpec(source="factory", factory="tests.usercode.heads:honest_lm",
-                     config={"vocab_size": 30})
+    spec = ModelSpec(
+        source="factory", factory="tests.usercode.heads:honest_lm", config={"vocab_size": 30}
+    )
     built = _build(spec)
     assert type(built.model).__name__ == "TinyLM" and built.model.vocab_size == 30
     assert any("user code ran: tests.usercode.heads:honest_lm" in n for n in built.notes)
@@ -116,10 +117,14 @@ def test_factory_builds_a_user_module_with_config_arguments():
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        ("tests.usercode.nowhere:make", "cannot import 'tests.usercode.nowhere:make': "
-         "ModuleNotFoundError"),
-        ("tests.usercode.heads:missing", "cannot import 'tests.usercode.heads:missing': "
-         "AttributeError"),
+        (
+            "tests.usercode.nowhere:make",
+            "cannot import 'tests.usercode.nowhere:make': ModuleNotFoundError",
+        ),
+        (
+            "tests.usercode.heads:missing",
+            "cannot import 'tests.usercode.heads:missing': AttributeError",
+        ),
         ("tests.usercode.heads:NOT_CALLABLE", "is not a function or class (int)"),
         ("tests.usercode.heads:not_a_module", "returned str, not a torch.nn.Module"),
         ("tests.usercode.heads:broken_factory", "raised RuntimeError: factory exploded"),

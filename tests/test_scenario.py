@@ -71,3 +71,68 @@ def test_length_bounds_are_ordered():
 def test_unknown_keys_are_errors_at_every_level():
     errors = _errors({"modle": {}, "data": {"lenght": {}}})
     assert set(errors) == {"modle", "data.lenght"}
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "message"),
+    [
+        ({"model": {"source": "pretrained"}}, "model", "source 'pretrained' needs model.path"),
+        ({"model": {"source": "factory"}}, "model", "source 'factory' needs model.factory"),
+        ({"model": {"path": "x"}}, "model", "model.path is only used with source: pretrained"),
+        (
+            {"model": {"source": "factory", "factory": "not a path"}},
+            "model.factory",
+            "not an import path",
+        ),
+        ({"model": {"task": "causal"}}, "model.task", "did you mean 'causal-lm'"),
+        ({"data": {"source": "text"}}, "data", "source 'text' needs data.path"),
+        ({"data": {"path": "x.txt"}}, "data", "data.path is not used with source: synthetic"),
+        ({"variants": ["fixed", "nope:"]}, "variants", "unknown variant"),
+    ],
+)
+def test_source_fields_are_checked(data, key, message):
+    errors = _errors(data)
+    assert message in errors[key]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"model": {"task": "masked-lm"}, "data": {"packed": True}},
+            "data.packed: masked-lm cannot be packed",
+        ),
+        (
+            {"model": {"task": "seq2seq"}, "data": {"source": "text", "path": "a.txt"}},
+            "a text file has no target column for seq2seq",
+        ),
+        (
+            {"data": {"source": "jsonl", "path": "a.jsonl", "columns": {"label": "y"}}},
+            "data.columns: causal-lm reads columns ['text'], not ['label']",
+        ),
+        (
+            {"model": {"task": "sequence-regression"}, "loss": {"label_smoothing": 0.1}},
+            "sequence-regression has no cross-entropy to smooth",
+        ),
+        (
+            {"loss": {"label_smoothing": 0.1}, "variants": ["model"]},
+            "'model' uses the model's own loss, which has no label smoothing",
+        ),
+    ],
+)
+def test_task_and_data_must_fit_together(data, message):
+    errors = _errors(data)
+    assert message in errors[""]
+
+
+def test_pretrained_and_factory_models_start_without_the_tiny_default_config():
+    s = Scenario.model_validate({"model": {"source": "pretrained", "path": "some/model"}})
+    assert s.model.config == {}
+    assert Scenario().model.config["hidden_size"] == 64
+
+
+def test_custom_variants_expect_a_pass_and_naive_expects_a_pass_on_equal_counts():
+    s = Scenario.model_validate({"variants": ["naive", "my_losses:token_mean"]})
+    assert s.expected("my_losses:token_mean") == "pass"
+    assert s.expected("naive") == "fail"
+    assert s.expected("naive", equal_counts=True) == "pass"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers.loss import loss_utils
 
-from gaverify.tasks import TASKS, TokenSpace
 from gaverify.losses import IGNORE_INDEX
+from gaverify.tasks import TASKS, TokenSpace
 
 causal = TASKS.get("causal-lm")
 
@@ -58,8 +58,9 @@ def test_token_classification_matches_transformers():
     torch.testing.assert_close(t.summed_loss(logits, labels) / t.count_items(labels), expected)
 
 
-@pytest.mark.parametrize(("task", "num_labels"), [("sequence-classification", 3),
-                                                  ("sequence-regression", 1)])
+@pytest.mark.parametrize(
+    ("task", "num_labels"), [("sequence-classification", 3), ("sequence-regression", 1)]
+)
 def test_sequence_tasks_count_samples_and_match_transformers(task, num_labels):
     from types import SimpleNamespace
 

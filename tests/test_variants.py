@@ -2,8 +2,11 @@ import math
 
 import pytest
 
-from gaverify.errors import UnknownNameError
-from gaverify.variants import VARIANTS, fixed_weights, naive_weights
+from gaverify.backends.reference import run
+from gaverify.errors import GaverifyError, UnknownNameError
+from gaverify.scenario import Scenario
+from gaverify.variants import VARIANTS, fixed_weights, naive_weights, trainer_scales_loss
+from tests.conftest import small_scenario
 
 
 def test_fixed_divides_every_micro_batch_by_the_whole_count():
@@ -42,11 +45,6 @@ def test_registry_knows_both_and_suggests_on_a_typo():
 
 # --- variants that run code: the model's own loss, LabelSmoother, user losses ---
 
-from gaverify.backends.reference import run  # noqa: E402
-from gaverify.errors import GaverifyError  # noqa: E402
-from gaverify.scenario import Scenario  # noqa: E402
-from gaverify.variants import trainer_scales_loss  # noqa: E402
-from tests.conftest import small_scenario  # noqa: E402
 
 HEADS = "tests.usercode.heads"
 
@@ -57,8 +55,11 @@ def _factory_scenario(factory, variants, **fields):
             "device": "cpu",
             "dtype": "float64",
             "steps": 2,
-            "model": {"source": "factory", "factory": f"{HEADS}:{factory}",
-                      "config": {"vocab_size": 50}},
+            "model": {
+                "source": "factory",
+                "factory": f"{HEADS}:{factory}",
+                "config": {"vocab_size": 50},
+            },
             "data": {"samples": 16, "length": {"min": 2, "max": 24}},
             "batch": {"size": 8, "accumulation": [2, 4]},
             "variants": variants,
@@ -106,7 +107,9 @@ def test_trainer_rule_for_passing_the_count():
 
 def test_label_smoother_as_the_trainer_calls_it_with_smoothing_in_every_run():
     scenario = small_scenario(
-        dtype="float64", loss={"label_smoothing": 0.1}, variants=["naive", "fixed", "label-smoother"]
+        dtype="float64",
+        loss={"label_smoothing": 0.1},
+        variants=["naive", "fixed", "label-smoother"],
     )
     trace = run(scenario)
     assert _worst(trace, "fixed") < 1e-12

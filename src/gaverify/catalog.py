@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from gaverify.backends import BACKENDS
 from gaverify.bundled import bundled
+from gaverify.data import ROW_READERS
 from gaverify.optim import OPTIMIZERS
+from gaverify.synthetic import LENGTHS
 from gaverify.tasks import TASKS
 from gaverify.variants import VARIANTS
 
@@ -20,9 +22,15 @@ def catalog() -> dict[str, list[tuple[str, str]]]:
     return {
         "bundled scenarios (gaverify run NAME)": [(b.name, b.description) for b in bundled()],
         "loss variants (variants: [...])": [
-            (name, f"{v.summary}; expected to {v.expected}") for name, v in VARIANTS.items()
+            *((name, f"{v.summary}; expected to {v.expected}") for name, v in VARIANTS.items()),
+            ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)"),
         ],
         "tasks (model.task)": TASKS.described(),
+        "data sources (data.source)": [
+            ("synthetic", "random token ids, lengths drawn per sample"),
+            *ROW_READERS.described(),
+        ],
+        "length distributions (data.length.distribution)": LENGTHS.described(),
         "modes (mode)": MODES,
         "optimizers (optimizer.name)": OPTIMIZERS.described(),
         "backends (backend)": BACKENDS.described(),
