@@ -50,3 +50,11 @@ class UnknownNameError(GaverifyError, ValueError):
         hint = did_you_mean(name, known)
         listing = ", ".join(known) if len(known) <= 12 else ", ".join(known[:12]) + ", ..."
         super().__init__(f"unknown {kind} '{name}'{hint}; known: {listing}")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost cause of `exc` (libraries such as
+    transformers wrap their own checks), for one-line messages."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

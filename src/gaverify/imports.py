@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gaverify.errors import GaverifyError
+from gaverify.errors import GaverifyError, root_cause
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -39,7 +39,7 @@ def load_object(path: str, key: str, search: list[Path] | None = None) -> Any:
             obj = getattr(obj, part)
     except Exception as exc:  # user code can raise anything on import
         raise GaverifyError(
-            f"{key}: cannot import '{path}': {type(exc).__name__}: {_first_line(exc)}"
+            f"{key}: cannot import '{path}': {type(exc).__name__}: {root_cause(exc)}"
         ) from exc
     finally:
         for p in added:
@@ -56,7 +56,3 @@ def describe(obj: Any, path: str) -> str:
     except TypeError:
         source = "?"
     return f"{path} ({source})"
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]

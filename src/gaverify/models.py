@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gaverify.errors import GaverifyError, UnknownNameError
+from gaverify.errors import GaverifyError, UnknownNameError, root_cause
 from gaverify.imports import describe, load_object
 from gaverify.scenario import ModelSpec
 from gaverify.tasks import Task, TokenSpace
@@ -122,7 +122,7 @@ def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
     try:
         config = AutoConfig.for_model(spec.type, **kwargs)
     except Exception as exc:
-        raise GaverifyError(f"model.config: invalid for '{spec.type}': {_cause(exc)}") from exc
+        raise GaverifyError(f"model.config: invalid for '{spec.type}': {root_cause(exc)}") from exc
     try:
         model = getattr(transformers, task.auto_class).from_config(config)
     except ValueError as exc:
@@ -131,9 +131,9 @@ def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
                 f"model.type: '{spec.type}' has no {task.name} model in transformers "
                 f"{transformers.__version__} ({task.auto_class} does not support it)"
             ) from exc
-        raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
+        raise GaverifyError(f"model.config: cannot build '{spec.type}': {root_cause(exc)}") from exc
     except (TypeError, RuntimeError) as exc:
-        raise GaverifyError(f"model.config: cannot build '{spec.type}': {_cause(exc)}") from exc
+        raise GaverifyError(f"model.config: cannot build '{spec.type}': {root_cause(exc)}") from exc
     return Built(model, None, [f"model: {spec.type}, random init from model.config"])
 
 
@@ -171,10 +171,10 @@ def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
         raise GaverifyError(
             f"model.path: '{spec.path}' is not a model directory and not in the local "
             "Hugging Face cache; gaverify never downloads: fetch it once (hf download "
-            f"{spec.path}) or give a directory ({_cause(exc)})"
+            f"{spec.path}) or give a directory ({root_cause(exc)})"
         ) from exc
     except ValueError as exc:
-        raise GaverifyError(f"model.path: cannot load '{spec.path}': {_cause(exc)}") from exc
+        raise GaverifyError(f"model.path: cannot load '{spec.path}': {root_cause(exc)}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
     except (OSError, ValueError, TypeError):
@@ -196,7 +196,7 @@ def _factory(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
         model = make(**spec.config)
     except Exception as exc:  # the user's code
         raise GaverifyError(
-            f"model.factory: {path} raised {type(exc).__name__}: {_cause(exc)}"
+            f"model.factory: {path} raised {type(exc).__name__}: {root_cause(exc)}"
         ) from exc
     return Built(model, None, [f"model: user code ran: {describe(make, path)}"])
 
@@ -244,10 +244,3 @@ def loss_of(outputs: Any):
     if loss is None:
         raise GaverifyError("variants: 'model' needs a model that returns a loss given labels")
     return loss
-
-
-def _cause(exc: BaseException) -> str:
-    """The first line of the innermost cause (transformers wraps its own checks)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

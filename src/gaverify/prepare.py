@@ -70,11 +70,7 @@ class Setup:
         scenario, task, model = self.scenario, self.task, self.built.model
         space = self.built.token_space(task, scenario.model)
         length = scenario.data.length
-        limit = (
-            getattr(model.config, "max_position_embeddings", None)
-            if hasattr(model, "config")
-            else None
-        )
+        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         if limit and length.max > limit:
             raise GaverifyError(
                 f"data.length.max: {length.max} is longer than the model's "

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from gaverify.errors import GaverifyError
+from gaverify.errors import GaverifyError, root_cause
 
 Row = dict[str, Any]
 
@@ -128,11 +128,11 @@ def datasets_rows(path: str, split: str, limit: int) -> Iterator[Row]:
         else:
             loaded = datasets.load_dataset(path, split=split)
     except ValueError as exc:
-        raise GaverifyError(f"data.split: '{split}' of {path}: {_first_line(exc)}") from exc
+        raise GaverifyError(f"data.split: '{split}' of {path}: {root_cause(exc)}") from exc
     except Exception as exc:  # datasets raises many types for a missing set
         raise GaverifyError(
             f"data.path: cannot load data set '{path}' offline ({type(exc).__name__}: "
-            f"{_first_line(exc)}); give a local file or directory, or a data set already "
+            f"{root_cause(exc)}); give a local file or directory, or a data set already "
             "in the Hugging Face cache"
         ) from exc
     for i in range(min(len(loaded), limit)):
@@ -148,7 +148,3 @@ def _open(path: Path):
         raise GaverifyError(f"data.path: {path} is a directory, not a file") from None
     except OSError as exc:
         raise GaverifyError(f"data.path: cannot read {path}: {exc.strerror}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
