@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +205,16 @@ def _factory(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
 _SOURCES = {"config": _from_config, "pretrained": _pretrained, "factory": _factory}
 
 
+@cache
+def forward_parameters(cls: type) -> tuple[inspect.Parameter, ...]:
+    """The parameters of cls.forward (looked up once per model class, not
+    once per micro-batch)."""
+    return tuple(inspect.signature(cls.forward).parameters.values())
+
+
 def takes(model: Any, name: str) -> bool:
     """Whether model.forward names the parameter `name` explicitly."""
-    return name in inspect.signature(model.forward).parameters
+    return any(p.name == name for p in forward_parameters(type(model)))
 
 
 def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = False, **extra):

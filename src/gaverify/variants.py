@@ -94,10 +94,12 @@ def weighted_loss(window: Window, weight: float):
 def trainer_scales_loss(model: Any) -> bool:
     """Whether the Trainer passes num_items_in_batch to this model and then
     skips its own division by N (its `model_accepts_loss_kwargs` rule)."""
+    from gaverify.models import forward_parameters
+
     declared = getattr(model, "accepts_loss_kwargs", None)
     if declared is not None:
         return bool(declared)
-    params = inspect.signature(model.forward).parameters.values()
+    params = forward_parameters(type(model))
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
