@@ -6,8 +6,10 @@ from gaverify.scenario import Scenario
 from gaverify.verdict import exit_code, judge_row, summarise
 
 
-def _result(mode="lockstep") -> RunResult:
-    scenario = Scenario(mode=mode, batch={"size": 8, "accumulation": [2]}, steps=1)
+def _result(mode="lockstep", variants=("naive", "fixed")) -> RunResult:
+    scenario = Scenario(
+        mode=mode, batch={"size": 8, "accumulation": [2]}, steps=1, variants=list(variants)
+    )
     rows = [
         judge_row(
             Measurement(
@@ -26,7 +28,7 @@ def _result(mode="lockstep") -> RunResult:
             ),
             scenario.tolerance,
         )
-        for v, err in [("naive", 0.25), ("fixed", 1e-8)]
+        for v, err in zip(variants, [0.25, 1e-8], strict=True)
     ]
     summaries = summarise(rows, scenario)
     return RunResult(
@@ -78,3 +80,11 @@ def test_progress_bar_stays_silent_off_a_terminal():
         bar.advance("x")
     bar.close()
     assert not bar.enabled and bar._bar is None
+
+
+def test_user_losses_show_their_function_name_in_the_table_and_full_path_below():
+    result = _result(variants=("naive", "my_pkg.losses:token_mean"))
+    table = render.result_table(result)
+    assert Console(width=200).measure(table).maximum <= 80
+    text = _text(result)
+    assert " token_mean " in text and "my_pkg.losses:token_mean: PASS" in text

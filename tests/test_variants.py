@@ -122,7 +122,9 @@ def test_custom_loss_that_uses_the_count_passes_and_one_that_ignores_it_fails():
     trace = run(small_scenario(dtype="float64", variants=[good, bad]))
     assert _worst(trace, good) < 1e-6
     assert min(m.grad_rel_l2 for m in trace.measurements if m.variant == bad) > 0.1
-    assert any(f"user code ran: {good}" in note for note in trace.notes)
+    ran = [note for note in trace.notes if note.startswith("user code ran:")]
+    assert len(ran) == 2 and ran[0].startswith(f"user code ran: {good} (")
+    assert ran[0].endswith("tests/usercode/heads.py)")
 
 
 @pytest.mark.parametrize(

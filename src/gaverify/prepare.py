@@ -13,7 +13,6 @@ from functools import partial
 from gaverify.collate import Batch, collate
 from gaverify.data import batch_indices, load_samples
 from gaverify.errors import GaverifyError
-from gaverify.imports import describe, is_import_path
 from gaverify.models import Built, build_model, resolve_device, takes
 from gaverify.scenario import Scenario
 from gaverify.tasks import TASKS, Sample
@@ -62,9 +61,9 @@ class Setup:
             packed=data.packed,
             device=self.device,
         )
-        for name in scenario.variants:
-            if is_import_path(name):
-                self.notes.append(f"user code ran: {describe(self.variants[name], name)}")
+        for variant in self.variants.values():
+            if variant.origin:
+                self.notes.append(f"user code ran: {variant.origin}")
 
     def _steps(self) -> list[list[Sample]]:
         scenario, task, model = self.scenario, self.task, self.built.model

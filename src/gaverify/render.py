@@ -37,6 +37,12 @@ def _verdict(v: str) -> str:
     return f"[{_STYLE[v]}]{v.upper()}[/]"
 
 
+def _short(variant: str) -> str:
+    """A user loss `module:function` is shown by its function name in the
+    table (to keep it narrow); summaries and JSON carry the full path."""
+    return variant.rpartition(":")[2]
+
+
 def _cell(row: Row, metric: str, text: str) -> str:
     return f"[red]{text}[/]" if metric in row.exceeded else text
 
@@ -71,7 +77,7 @@ def result_table(result: RunResult) -> Table:
         cells = [
             str(row.step),
             str(row.n),
-            escape(row.variant),
+            escape(_short(row.variant)),
             f"{row.loss_full:.5f}",
             f"{row.loss_ga:.5f}",
             _cell(row, "loss_rel", _sci(row.loss_rel)),

@@ -64,6 +64,7 @@ class Variant:
     loss: Callable[[Window], Any] | None = None
     # With equal counts per micro-batch a pure normalisation bug is invisible.
     expected_when_equal: str = "pass"
+    origin: str = ""  # for user code: which function, from which file
 
 
 def _inverse(x: float) -> float:
@@ -178,7 +179,7 @@ VARIANTS.add(
 
 def custom_variant(path: str, search: list[Path]) -> Variant:
     """A variant from the user's compute_loss_func(outputs, labels, num_items_in_batch)."""
-    from gaverify.imports import load_object
+    from gaverify.imports import describe, load_object
 
     func = load_object(path, "variants", search)
 
@@ -200,7 +201,8 @@ def custom_variant(path: str, search: list[Path]) -> Variant:
             )
         return value
 
-    return Variant(path, "your compute_loss_func (as the Trainer calls it)", "pass", loss=loss)
+    summary = "your compute_loss_func (as the Trainer calls it)"
+    return Variant(path, summary, "pass", loss=loss, origin=describe(func, path))
 
 
 def resolve(name: str, search: list[Path]) -> Variant:
