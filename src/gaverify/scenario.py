@@ -25,6 +25,7 @@ from gaverify.backends import BACKENDS
 from gaverify.imports import is_import_path
 from gaverify.optim import OPTIMIZERS
 from gaverify.tasks import TASKS
+from gaverify.tolerances import DEFAULT_TOLERANCES, Tolerance
 from gaverify.variants import VARIANTS
 
 Verdict = Literal["pass", "fail"]
@@ -40,38 +41,14 @@ TINY_LLAMA: dict[str, Any] = {
     "max_position_embeddings": 512,
 }
 
-# Default tolerances by dtype: well above the rounding noise of a correct loop
-# and far below the error of the mean-of-means bug on variable-length data
-# (both measured; see docs/tolerances.md). An explicit value always wins.
-DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
-    "float64": {
-        "loss_rel": 1e-10,
-        "grad_norm_rel": 1e-10,
-        "grad_rel_l2": 1e-9,
-        "cosine_distance": 1e-12,
-        "param_max_abs": 1e-9,
-    },
-    "float32": {
-        "loss_rel": 1e-5,
-        "grad_norm_rel": 1e-4,
-        "grad_rel_l2": 1e-4,
-        "cosine_distance": 1e-6,
-        "param_max_abs": 1e-4,
-    },
-    "bfloat16": {
-        "loss_rel": 2e-2,
-        "grad_norm_rel": 5e-2,
-        "grad_rel_l2": 5e-2,
-        "cosine_distance": 5e-3,
-        "param_max_abs": 5e-2,
-    },
-}
-
 
 class Section(BaseModel):
     """A scenario section: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+__all__ = ["DEFAULT_TOLERANCES", "Scenario", "Section", "Tolerance"]
 
 
 class ModelSpec(Section):
@@ -233,16 +210,6 @@ class LossSpec(Section):
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="label smoothing of the cross-entropy (all runs)"
     )
-
-
-class Tolerance(Section):
-    """Largest allowed divergence per metric; unset ones come from the dtype."""
-
-    loss_rel: float | None = Field(None, ge=0)
-    grad_norm_rel: float | None = Field(None, ge=0)
-    grad_rel_l2: float | None = Field(None, ge=0)
-    cosine_distance: float | None = Field(None, ge=0, description="1 - cosine similarity")
-    param_max_abs: float | None = Field(None, ge=0, description="trajectory mode only")
 
 
 class Scenario(Section):
