@@ -39,7 +39,6 @@ class Window:
     task: Any  # tasks.Task
     batch: dict[str, Any]
     counts: Sequence[int]  # counted items of every micro-batch of the window
-    index: int
     label_smoothing: float = 0.0
 
     @property

@@ -51,7 +51,7 @@ def accumulate(
     weights = variant.weights(counts) if variant.weights else None
     logged = 0.0
     for i, mb in enumerate(micro_batches):
-        window = Window(model, task, mb, counts, i, smoothing)
+        window = Window(model, task, mb, counts, smoothing)
         loss = weighted_loss(window, weights[i]) if weights else variant.loss(window)
         loss.backward()
         logged += float(loss.detach())
