@@ -136,3 +136,9 @@ def test_custom_variants_expect_a_pass_and_naive_expects_a_pass_on_equal_counts(
     assert s.expected("my_losses:token_mean") == "pass"
     assert s.expected("naive") == "fail"
     assert s.expected("naive", equal_counts=True) == "pass"
+
+
+def test_validation_leaves_the_callers_mapping_alone():
+    data = {"model": {"source": "pretrained", "path": "some/model"}}
+    Scenario.model_validate(data)
+    assert data == {"model": {"source": "pretrained", "path": "some/model"}}

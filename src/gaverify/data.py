@@ -28,7 +28,7 @@ ROW_READERS.add("text", lambda spec, path: text_rows(Path(path)), "a text file, 
 ROW_READERS.add("jsonl", lambda spec, path: jsonl_rows(Path(path)), "a JSON-lines file")
 ROW_READERS.add(
     "datasets",
-    lambda spec, path: datasets_rows(path, spec.split, spec.samples * 4),
+    lambda spec, path: datasets_rows(path, spec.split),
     "the datasets library: a local file or directory, or a cached data set",
 )
 

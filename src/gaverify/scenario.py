@@ -86,7 +86,7 @@ class ModelSpec(Section):
         # The tiny default config describes the default random-init model;
         # pretrained and factory models start from no overrides at all.
         if isinstance(data, dict) and data.get("source", "config") != "config":
-            data.setdefault("config", {})
+            return {"config": {}, **data}  # a copy: the caller's mapping is left alone
         return data
 
     @field_validator("task")

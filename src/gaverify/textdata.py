@@ -104,9 +104,10 @@ _DATASETS_BUILDERS = {
 }
 
 
-def datasets_rows(path: str, split: str, limit: int) -> Iterator[Row]:
+def datasets_rows(path: str, split: str) -> Iterator[Row]:
     """Rows of a `datasets` data set: a local data file or directory, or a
-    data set already in the Hugging Face cache. Never downloads."""
+    data set already in the Hugging Face cache. Never downloads. Rows are
+    yielded lazily, so the reader stops as soon as it has enough samples."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -135,8 +136,8 @@ def datasets_rows(path: str, split: str, limit: int) -> Iterator[Row]:
             f"{root_cause(exc)}); give a local file or directory, or a data set already "
             "in the Hugging Face cache"
         ) from exc
-    for i in range(min(len(loaded), limit)):
-        yield dict(loaded[i])
+    for row in loaded:
+        yield dict(row)
 
 
 def _open(path: Path):
