@@ -41,10 +41,34 @@ def test_repeated_accumulation_values_are_refused():
 
 
 def test_unknown_names_are_refused_with_a_suggestion():
-    errors = _errors({"variants": ["naiv"], "optimizer": {"name": "adam"}, "backend": "ref"})
+    errors = _errors({"variants": ["naiv"], "optimizer": {"name": "adam"}})
     assert "did you mean 'naive'" in errors["variants"]
     assert "did you mean 'adamw'" in errors["optimizer.name"]
-    assert "unknown backend 'ref'" in errors["backend"]
+    assert "unknown backend 'ref'" in _errors({"backend": "ref"})["backend"]
+
+
+def test_variants_and_mode_are_checked_against_the_backend():
+    errors = _errors({"backend": "trainer", "variants": ["naive", "installd"], "mode": "lockstep"})
+    assert "unknown trainer variant 'naive'" in errors["variants"]
+    assert "backend 'trainer' runs trajectory, not lockstep" in errors["mode"]
+    assert (
+        "did you mean 'installed'"
+        in _errors({"backend": "trainer", "variants": ["installd"]})["variants"]
+    )
+
+
+def test_variants_and_mode_default_to_the_backend_s():
+    reference, trainer = Scenario(), Scenario(backend="trainer")
+    assert (reference.variants, reference.mode) == (["naive", "fixed"], "lockstep")
+    assert (trainer.variants, trainer.mode) == (["installed", "pre-fix"], "trajectory")
+    assert trainer.expected("installed") == "pass" and trainer.expected("pre-fix") == "fail"
+    assert trainer.expected("pre-fix", equal_counts=True) == "pass"
+
+
+def test_trainer_args_gaverify_sets_itself_are_refused():
+    errors = _errors({"backend": "trainer", "trainer": {"args": {"seed": 1, "max_steps": 9}}})
+    assert "max_steps, seed: set by gaverify" in errors["trainer.args"]
+    assert "only used with backend: trainer" in _errors({"trainer": {"args": {"fp16": True}}})[""]
 
 
 def test_expectations_must_name_a_variant_that_runs():

@@ -4,6 +4,7 @@ as (name, one-line description) lists for `gaverify list`."""
 from __future__ import annotations
 
 from gaverify.backends import BACKENDS
+from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.bundled import bundled
 from gaverify.data import ROW_READERS
 from gaverify.optim import OPTIMIZERS
@@ -17,14 +18,19 @@ MODES = [
 ]
 
 
+def _variants(registry) -> list[tuple[str, str]]:
+    return [
+        *((name, f"{v.summary}; expected to {v.expected}") for name, v in registry.items()),
+        ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)"),
+    ]
+
+
 def catalog() -> dict[str, list[tuple[str, str]]]:
     """Sections of named things, each a list of (name, description)."""
     return {
         "bundled scenarios (gaverify run NAME)": [(b.name, b.description) for b in bundled()],
-        "loss variants (variants: [...])": [
-            *((name, f"{v.summary}; expected to {v.expected}") for name, v in VARIANTS.items()),
-            ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)"),
-        ],
+        "loss variants (variants: [...], backend: reference)": _variants(VARIANTS),
+        "Trainer variants (variants: [...], backend: trainer)": _variants(TRAINER_VARIANTS),
         "tasks (model.task)": TASKS.described(),
         "data sources (data.source)": [
             ("synthetic", "random token ids, lengths drawn per sample"),

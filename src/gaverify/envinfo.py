@@ -13,7 +13,7 @@ from importlib import metadata
 
 import gaverify
 
-_PACKAGES = ["torch", "transformers", "pydantic", "typer", "rich", "pyyaml"]
+_PACKAGES = ["torch", "transformers", "accelerate", "pydantic", "typer", "rich", "pyyaml"]
 
 
 def _version(package: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gaverify.errors import GaverifyError
 from gaverify.registry import Registry
 
 OptimizerFactory = Callable[[Iterable[Any], float, float, dict[str, Any]], Any]
@@ -27,3 +28,13 @@ def _sgd(params, lr: float, weight_decay: float, options: dict[str, Any]):
     import torch
 
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **options)
+
+
+def build_optimizer(spec: Any, params: Iterable[Any]):
+    """The scenario's optimizer (an OptimizerSpec) over `params`; options the
+    optimizer refuses are exit 2."""
+    factory = OPTIMIZERS.get(spec.name)
+    try:
+        return factory(params, spec.lr, spec.weight_decay, dict(spec.options))
+    except (TypeError, ValueError) as exc:
+        raise GaverifyError(f"optimizer.options: {spec.name}: {exc}") from exc

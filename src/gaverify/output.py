@@ -27,3 +27,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json(result: RunResult, path: Path) -> None:
     """The whole result as JSON (schema_version inside)."""
     write_text_atomic(path, result.model_dump_json(indent=2) + "\n")
+
+
+def write_junit(result: RunResult, path: Path) -> None:
+    """One JUnit test case per variant (see junit.py)."""
+    from gaverify.junit import junit_xml
+
+    write_text_atomic(path, junit_xml(result))

@@ -1,14 +1,17 @@
 """Preparing a run: everything built once before any training pass.
 
 A Setup holds the model (and tokenizer), the task, the resolved variants
-(user code imported here, and noted), the samples of every step, and the
+(by the backend's resolver; user code imported here, and noted), the samples of every step, and the
 collator that turns samples into (micro-)batches. Backends share it, so every
 backend trains on exactly the same data in the same order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from gaverify.collate import Batch, collate
 from gaverify.data import batch_indices, load_samples
@@ -24,12 +27,14 @@ class Setup:
     """Everything a run needs, built once: model, task, variants, and the
     samples of every step with the collator that batches them."""
 
-    def __init__(self, scenario: Scenario):
+    def __init__(
+        self, scenario: Scenario, resolve_variant: Callable[[str, list[Path]], Any] = resolve
+    ):
         self.scenario = scenario
         self.device = resolve_device(scenario.device)
         self.task = TASKS.get(scenario.model.task)
         search = [scenario.source_dir] if scenario.source_dir else []
-        self.variants = {name: resolve(name, search) for name in scenario.variants}
+        self.variants = {name: resolve_variant(name, search) for name in scenario.variants}
         self.built: Built = build_model(
             scenario.model,
             self.task,
@@ -92,6 +97,26 @@ class Setup:
         )
         order = batch_indices(len(samples), scenario.batch.size, scenario.steps, scenario.seed)
         return [[samples[i] for i in idx] for idx in order]
+
+    @property
+    def parameters(self) -> int:
+        """The model's parameter count."""
+        return sum(p.numel() for p in self.built.model.parameters())
+
+    def run_notes(self) -> list[str]:
+        """What every report of this run should say about its set-up."""
+        scenario = self.scenario
+        notes = [
+            f"task: {self.task.name} (items: {self.task.unit}), {self.parameters:,} parameters",
+            *self.notes,
+            "dropout: on (kept by model.dropout: true; full and micro-batch runs use "
+            "different masks)"
+            if scenario.model.dropout
+            else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
+        ]
+        if scenario.loss.label_smoothing:
+            notes.append(f"loss: label smoothing {scenario.loss.label_smoothing} in every run")
+        return notes
 
     def micro_batches(self, samples: list[Sample], n: int) -> list[Batch]:
         """`n` micro-batches of consecutive samples, each collated on its own."""

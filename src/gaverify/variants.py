@@ -185,23 +185,34 @@ def custom_variant(path: str, search: list[Path]) -> Variant:
     def loss(window: Window):
         import torch
 
-        from gaverify.errors import GaverifyError
         from gaverify.models import forward
 
         outputs = forward(window.model, window.task, window.batch, **_count_kwargs(window))
         total = torch.tensor(window.total, device=window.batch["labels"].device)
-        try:
-            value = func(outputs, window.batch["labels"], num_items_in_batch=total)
-        except Exception as exc:  # the user's code: report it, do not crash
-            raise GaverifyError(f"variants: {path} raised {type(exc).__name__}: {exc}") from exc
-        if not (isinstance(value, torch.Tensor) and value.numel() == 1):
-            raise GaverifyError(
-                f"variants: {path} returned {type(value).__name__}, not a scalar tensor loss"
-            )
-        return value
+        return call_user_loss(path, func, outputs, window.batch["labels"], total)
 
     summary = "your compute_loss_func (as the Trainer calls it)"
     return Variant(path, summary, "pass", loss=loss, origin=describe(func, path))
+
+
+def call_user_loss(path: str, func: Callable[..., Any], outputs, labels, num_items_in_batch):
+    """func(outputs, labels, num_items_in_batch=...) as the Trainer calls a
+    compute_loss_func; raising or not returning a scalar tensor is exit 2."""
+    import torch
+
+    from gaverify.errors import GaverifyError
+
+    try:
+        value = func(outputs, labels, num_items_in_batch=num_items_in_batch)
+    except GaverifyError:
+        raise
+    except Exception as exc:  # the user's code: report it, do not crash
+        raise GaverifyError(f"variants: {path} raised {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+        raise GaverifyError(
+            f"variants: {path} returned {type(value).__name__}, not a scalar tensor loss"
+        )
+    return value
 
 
 def resolve(name: str, search: list[Path]) -> Variant:

@@ -1,38 +1,70 @@
 """Backends: the engines that run a scenario's paired training passes.
 
 Every backend takes a validated Scenario (and a Progress) and returns the
-same Trace of Measurements, so comparison, verdicts and reports never know which one ran.
-Entries are import paths, resolved only when a backend runs, so naming one in
-a scenario (and validating it) imports nothing heavy.
+same Trace of Measurements, so comparison, verdicts and reports never know
+which one ran. Each backend declares the loss variants it understands and
+the modes it can run; its run function is an import path, resolved only when
+it runs, so naming a backend in a scenario (and validating it) imports
+nothing heavy.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.registry import Registry
+from gaverify.variants import VARIANTS
 
 if TYPE_CHECKING:
     from gaverify.results import Trace
     from gaverify.scenario import Scenario
 
-BACKENDS: Registry[str] = Registry("backend")
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend: where its run function lives and what a scenario may ask of it."""
+
+    run: str  # module:function
+    summary: str
+    variants: Registry[Any]  # the variant names it understands (module:function besides)
+    default_variants: tuple[str, ...]
+    modes: tuple[str, ...]  # the first is the default
+
+
+BACKENDS: Registry[Backend] = Registry("backend")
 BACKENDS.add(
     "reference",
-    "gaverify.backends.reference:run",
-    "gaverify's own explicit accumulation loop (the core)",
+    Backend(
+        "gaverify.backends.reference:run",
+        "gaverify's own explicit accumulation loop (the core)",
+        VARIANTS,
+        ("naive", "fixed"),
+        ("lockstep", "trajectory"),
+    ),
+)
+BACKENDS.add(
+    "trainer",
+    Backend(
+        "gaverify.backends.trainer:run",
+        "the installed transformers.Trainer, gradient_accumulation_steps 1 vs N",
+        TRAINER_VARIANTS,
+        ("installed", "pre-fix"),
+        ("trajectory",),
+    ),
 )
 
 
 def load_backend(name: str) -> Callable[[Scenario, Progress | None], Trace]:
     """The run function of backend `name`."""
-    module, _, func = BACKENDS.get(name).partition(":")
+    module, _, func = BACKENDS.get(name).run.partition(":")
     return getattr(importlib.import_module(module), func)
 
 
-__all__ = ["BACKENDS", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "Progress", "load_backend"]
 
 
 class Progress:

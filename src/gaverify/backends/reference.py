@@ -29,8 +29,7 @@ from gaverify.compare import (
     snapshot,
     trainable,
 )
-from gaverify.errors import GaverifyError
-from gaverify.optim import OPTIMIZERS
+from gaverify.optim import build_optimizer
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
 from gaverify.scenario import Scenario
@@ -64,32 +63,21 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
 
     progress = progress or Progress()
     setup = Setup(scenario)
-    model = setup.built.model
     plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
     progress.start(len(setup.steps) * (1 + len(plan)))
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     with torch.enable_grad():
         measurements = loop(setup, plan, progress)
-    parameters = sum(p.numel() for p in model.parameters())
-    notes = [
-        f"task: {setup.task.name} (items: {setup.task.unit}), {parameters:,} parameters",
-        *setup.notes,
-        "dropout: on (kept by model.dropout: true; full and micro-batch runs use different masks)"
-        if scenario.model.dropout
-        else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
-    ]
-    if scenario.loss.label_smoothing:
-        notes.append(f"loss: label smoothing {scenario.loss.label_smoothing} in every run")
-    return Trace(measurements=measurements, device=setup.device, parameters=parameters, notes=notes)
+    return Trace(
+        measurements=measurements,
+        device=setup.device,
+        parameters=setup.parameters,
+        notes=setup.run_notes(),
+    )
 
 
 def _optimizer(scenario: Scenario, model: Any):
-    spec = scenario.optimizer
-    factory = OPTIMIZERS.get(spec.name)
-    try:
-        return factory(trainable(model), spec.lr, spec.weight_decay, dict(spec.options))
-    except (TypeError, ValueError) as exc:
-        raise GaverifyError(f"optimizer.options: {spec.name}: {exc}") from exc
+    return build_optimizer(scenario.optimizer, trainable(model))
 
 
 def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):

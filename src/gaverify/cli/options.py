@@ -35,6 +35,12 @@ JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="Write every number of the run to this JSON file.", dir_okay=False),
 ]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit", help="Write a JUnit XML report (one test per variant) for CI.", dir_okay=False
+    ),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar (it is off anyway when not a TTY).")
 ]

@@ -1,0 +1,266 @@
+"""The trainer backend: the installed transformers.Trainer, GA off vs on.
+
+Every run trains a fresh copy of the initial model with a real Trainer for
+`steps` optimizer steps, on the same samples in the same order (a sequential
+sampler and gaverify's collator, one micro-batch at a time), with the same
+optimizer and a constant learning rate. A variant's reference is the same
+Trainer set-up with per-device batch B and gradient_accumulation_steps=1;
+each (N, variant) run uses batch B/N and N accumulation steps.
+
+Per optimizer step a run records the loss and grad_norm the Trainer logs,
+the gradient handed to the optimizer (a pre-step hook on the optimizer: the
+same point, after clipping, in every release) and the parameters after the
+step. Runs are compared as the reference backend's trajectory mode compares
+them, into the same Measurements. Release differences: trainer_compat.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import types
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+import transformers
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from gaverify.backends import Progress
+from gaverify.backends import trainer_compat as compat
+from gaverify.backends.trainer_variants import TrainerVariant, resolve_trainer_variant
+from gaverify.compare import (
+    GradComparison,
+    compare_gradients,
+    gradients,
+    max_abs_difference,
+    snapshot,
+    trainable,
+)
+from gaverify.errors import GaverifyError
+from gaverify.optim import build_optimizer
+from gaverify.prepare import Setup
+from gaverify.results import Measurement, Trace
+from gaverify.variants import call_user_loss
+
+
+class _SequentialTrainer(Trainer):
+    """The installed Trainer, reading the data set in order (a shuffled
+    order would differ between batch sizes) and keeping what each training
+    step returns, which is what its logged loss is summed from."""
+
+    def _get_train_sampler(self, *args: Any, **kwargs: Any):
+        return SequentialSampler(args[0] if args and args[0] is not None else self.train_dataset)
+
+    def training_step(self, *args: Any, **kwargs: Any):
+        loss = super().training_step(*args, **kwargs)
+        self.gaverify_returned.append(float(loss))
+        return loss
+
+
+class _Logs(TrainerCallback):
+    """Keeps every per-step log (the ones with a loss) and reports progress."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.logs: list[dict[str, float]] = []
+        self.progress, self.label = progress, label
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.logs.append(dict(logs))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress.advance(f"{self.label} step {state.global_step}")
+
+
+@dataclass
+class _Run:
+    """One Trainer run's per-step records."""
+
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Keep:
+    """Watches the reference run: keeps each step's gradient and parameters."""
+
+    def __init__(self):
+        self.grads: list[list[Any]] = []
+        self.params: list[list[Any]] = []
+
+    def gradient(self, grads: list[Any]) -> None:
+        self.grads.append(snapshot(grads))
+
+    def parameters(self, params: list[Any]) -> None:
+        self.params.append(snapshot(params))
+
+
+class _Compare:
+    """Watches an accumulated run: compares each step with the reference's."""
+
+    def __init__(self, ref: _Keep):
+        self.ref = ref
+        self.comparisons: list[GradComparison] = []
+        self.param_diffs: list[float] = []
+
+    def gradient(self, grads: list[Any]) -> None:
+        self.comparisons.append(compare_gradients(self.ref.grads[len(self.comparisons)], grads))
+
+    def parameters(self, params: list[Any]) -> None:
+        ref = self.ref.params[len(self.param_diffs)]
+        self.param_diffs.append(max_abs_difference(ref, params))
+
+
+def run(scenario, progress: Progress | None = None) -> Trace:
+    """Train with the Trainer at N=1 and at every N, per variant, and measure each step."""
+    progress = progress or Progress()
+    setup = Setup(scenario, resolve_trainer_variant)
+    variants: dict[str, TrainerVariant] = setup.variants
+    if any(v.compute_loss_func for v in variants.values()) and not compat.takes_compute_loss_func():
+        raise GaverifyError(
+            f"variants: a compute_loss_func needs transformers >= 4.46 (the Trainer's "
+            f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
+        )
+    plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
+    references = {v.reference: v for v in variants.values()}
+    progress.start(scenario.steps * (len(references) + len(plan)))
+    notes: list[str] = []
+    measurements: list[Measurement] = []
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the Trainer's info chatter is not ours to print
+    try:
+        refs = {}
+        for key, variant in references.items():
+            keep = _Keep()
+            refs[key] = (_train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
+        for n, name in plan:
+            variant = variants[name]
+            ref, keep = refs[variant.reference]
+            watch = _Compare(keep)
+            got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
+            measurements += _measure(setup, n, name, ref, got, watch)
+            notes += got.notes
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    for ref, _ in refs.values():
+        notes += ref.notes
+    order = {key: i for i, key in enumerate(plan)}  # rows grouped by step, as reference's
+    measurements.sort(key=lambda m: (m.step, order[(m.n, m.variant)]))
+    return Trace(
+        measurements=measurements,
+        device=setup.device,
+        parameters=setup.parameters,
+        notes=[
+            f"backend: transformers {compat.installed_version()} Trainer; reference: "
+            f"gradient_accumulation_steps=1, batch {scenario.batch.size}",
+            *setup.run_notes(),
+            *dict.fromkeys(notes),  # each note once, in order
+        ],
+    )
+
+
+def _train(
+    setup: Setup,
+    variant: TrainerVariant,
+    n: int,
+    watch: _Keep | _Compare,
+    progress: Progress,
+    label: str,
+) -> _Run:
+    """Train a fresh copy of the model with the Trainer at accumulation `n`;
+    `watch` sees the gradient before and the parameters after every step."""
+    scenario = setup.scenario
+    model = copy.deepcopy(setup.built.model)
+    if not scenario.model.dropout:
+        _keep_eval_mode(model)
+    params = trainable(model)
+    optimizer = build_optimizer(scenario.optimizer, params)
+    optimizer.register_step_pre_hook(lambda *_: watch.gradient(gradients(model)))
+    optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
+    logs = _Logs(progress, label)
+    out = _Run()
+    with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
+        args = compat.training_arguments(scenario, n, tmp, cpu=setup.device == "cpu")
+        extra = {}
+        if variant.compute_loss_func:
+            extra["compute_loss_func"] = partial(
+                call_user_loss, variant.name, variant.compute_loss_func
+            )
+        trainer = _SequentialTrainer(
+            model=model,
+            args=args,
+            train_dataset=[sample for step in setup.steps for sample in step],
+            data_collator=setup.collate,
+            optimizers=(optimizer, None),
+            callbacks=[logs],
+            **extra,
+        )
+        for quiet in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(quiet)
+        if variant.accepts_loss_kwargs is not None:
+            out.notes.append(compat.force_loss_kwargs(trainer, variant.accepts_loss_kwargs))
+        trainer.gaverify_returned = []
+        try:
+            trainer.train()
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise GaverifyError(
+                f"trainer: transformers.Trainer failed ({label}): {type(exc).__name__}: {exc}"
+            ) from exc
+    if len(logs.logs) != scenario.steps:
+        raise GaverifyError(
+            f"trainer: the Trainer logged {len(logs.logs)} steps, not {scenario.steps} ({label})"
+        )
+    returned = trainer.gaverify_returned
+    for step, log in enumerate(logs.logs):
+        loss, note = compat.logged_loss(log.get("loss"), returned[step * n : (step + 1) * n])
+        out.losses.append(loss)
+        out.grad_norms.append(log.get("grad_norm"))
+        if note:
+            out.notes.append(note)
+    return out
+
+
+def _measure(
+    setup: Setup, n: int, name: str, ref: _Run, got: _Run, watch: _Compare
+) -> list[Measurement]:
+    out = []
+    for step, samples in enumerate(setup.steps):
+        counts = [setup.task.count_items(mb["labels"]) for mb in setup.micro_batches(samples, n)]
+        comparison = watch.comparisons[step]
+        out.append(
+            Measurement(
+                step=step + 1,
+                n=n,
+                variant=name,
+                items_full=sum(counts),
+                items_micro=counts,
+                loss_full=ref.losses[step],
+                loss_ga=got.losses[step],
+                # The Trainer's logged grad_norm when it logs one (pre-clipping).
+                grad_norm_full=_or(ref.grad_norms[step], comparison.norm_ref),
+                grad_norm_ga=_or(got.grad_norms[step], comparison.norm_got),
+                grad_rel_l2=comparison.rel_l2,
+                grad_cosine=comparison.cosine,
+                param_max_abs=watch.param_diffs[step],
+            )
+        )
+    return out
+
+
+def _or(logged: float | None, measured: float) -> float:
+    return measured if logged is None else float(logged)
+
+
+def _keep_eval_mode(model: Any) -> None:
+    """The Trainer calls model.train() before every step; with dropout off the
+    runs must stay deterministic, so this model's train() keeps eval mode."""
+
+    def train(self, mode: bool = True):
+        return torch.nn.Module.train(self, False)
+
+    model.train = types.MethodType(train, model)
+    model.eval()
