@@ -39,10 +39,11 @@ def test_help_does_not_import_torch():
     assert "run" in proc.stdout and "validate" in proc.stdout
 
 
-def test_validate_does_not_import_torch():
-    proc = _no_torch_after(["validate", "quickstart"])
+@pytest.mark.parametrize("name", ["quickstart", "trainer"])
+def test_validate_does_not_import_torch(name):
+    proc = _no_torch_after(["validate", name])
     assert proc.returncode == 0, proc.stderr
-    assert "name: quickstart" in proc.stdout
+    assert f"name: {name}" in proc.stdout
 
 
 def test_console_script_runs_the_default_scenario(tmp_path):
@@ -84,6 +85,24 @@ def test_unmet_expectation_exits_1():
     result = invoke("run", *SMALL, "--set", "expect.naive=pass")
     assert result.exit_code == 1
     assert "NOT as expected" in result.output and "FAILED" in result.output
+
+
+def test_trainer_scenario_gates_ci_with_exit_code_json_and_junit(tmp_path):
+    # The docs/ci.md recipe: the bundled trainer scenario and its report files.
+    out, xml = tmp_path / "result.json", tmp_path / "junit.xml"
+    args = ["--json", str(out), "--junit", str(xml), "--set", "steps=2"]
+    result = invoke("run", "trainer", *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["environment"]["transformers"]
+    assert 'failures="0"' in xml.read_text()
+    result = invoke("run", "trainer", *args, "--set", "expect.pre-fix=pass")
+    assert result.exit_code == 1
+    assert 'failures="1"' in xml.read_text() and "pre-fix: fail, expected pass" in xml.read_text()
+
+
+def test_trainer_backend_refuses_reference_only_settings():
+    result = invoke("run", "trainer", "--set", "mode=lockstep")
+    _one_line_error(result, "mode", "backend 'trainer' runs trajectory")
 
 
 def test_trajectory_mode_shows_parameter_drift():
