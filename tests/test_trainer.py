@@ -146,3 +146,17 @@ def test_runs_are_repeatable_to_the_last_bit():
     scenario = _trainer(steps=2)
     first, second = run_scenario(scenario), run_scenario(scenario)
     assert [r.model_dump() for r in first.rows] == [r.model_dump() for r in second.rows]
+
+
+def test_the_shared_reference_is_the_installed_trainer_whatever_the_variant_order(monkeypatch):
+    forced = []
+    original = compat.force_loss_kwargs
+
+    def spy(trainer, value):
+        forced.append(trainer.args.gradient_accumulation_steps)
+        return original(trainer, value)
+
+    monkeypatch.setattr(compat, "force_loss_kwargs", spy)
+    result = run_scenario(_trainer(steps=1, variants=["installed", "pre-fix"]))
+    assert forced == [2, 4]  # pre-fix's own runs; the N=1 reference runs as installed
+    assert all(r.verdict == "pass" for r in _rows(result, "installed"))

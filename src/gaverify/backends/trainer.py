@@ -31,7 +31,11 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from gaverify.backends import Progress
 from gaverify.backends import trainer_compat as compat
-from gaverify.backends.trainer_variants import TrainerVariant, resolve_trainer_variant
+from gaverify.backends.trainer_variants import (
+    TRAINER_VARIANTS,
+    TrainerVariant,
+    resolve_trainer_variant,
+)
 from gaverify.compare import (
     GradComparison,
     compare_gradients,
@@ -126,7 +130,9 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
         )
     plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
-    references = {v.reference: v for v in variants.values()}
+    # The built-ins share one reference: the Trainer as installed, at N=1.
+    installed = TRAINER_VARIANTS.get("installed")
+    references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
     progress.start(scenario.steps * (len(references) + len(plan)))
     notes: list[str] = []
     measurements: list[Measurement] = []
