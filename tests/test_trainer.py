@@ -5,9 +5,11 @@ way a regression would change it) must fail at exactly the steps they break.
 """
 
 import pytest
+import torch
 from transformers import Trainer
 
 from gaverify.backends import Progress
+from gaverify.backends import trainer as trainer_backend
 from gaverify.backends import trainer_compat as compat
 from gaverify.errors import GaverifyError
 from gaverify.runner import run_scenario
@@ -119,13 +121,24 @@ def test_unknown_training_argument_names_the_installed_release():
         run_scenario(scenario)
 
 
-def test_clipping_from_trainer_args_is_applied_and_logged_before_clipping():
+def test_clipping_from_trainer_args_is_applied_and_logged_before_clipping(monkeypatch):
+    applied = []
+    keep = trainer_backend._Keep.gradient
+
+    def spy(self, grads):
+        applied.append(
+            float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
+        )
+        keep(self, grads)
+
+    monkeypatch.setattr(trainer_backend._Keep, "gradient", spy)
     result = run_scenario(
         _trainer(steps=2, variants=["installed"], trainer={"args": {"max_grad_norm": 1e-3}})
     )
     for row in result.rows:
         assert row.grad_norm_full > 1e-2  # the Trainer logs the norm before clipping
         assert row.verdict == "pass"  # both runs clip the same gradient alike
+    assert applied and max(applied) <= 1e-3 * (1 + 1e-5)  # the optimizer got clipped gradients
 
 
 def test_progress_counts_every_optimizer_step_of_every_run_and_nothing_is_printed(capsys):

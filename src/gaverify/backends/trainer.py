@@ -56,6 +56,10 @@ class _SequentialTrainer(Trainer):
     order would differ between batch sizes) and keeping what each training
     step returns, which is what its logged loss is summed from."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gaverify_returned: list[float] = []
+
     def _get_train_sampler(self, *args: Any, **kwargs: Any):
         return SequentialSampler(args[0] if args and args[0] is not None else self.train_dataset)
 
@@ -143,12 +147,13 @@ def run(scenario, progress: Progress | None = None) -> Trace:
         for key, variant in references.items():
             keep = _Keep()
             refs[key] = (_train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
+        counts = {n: _item_counts(setup, n) for n in scenario.batch.accumulation}
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
             watch = _Compare(keep)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
-            measurements += _measure(setup, n, name, ref, got, watch)
+            measurements += _measure(n, name, counts[n], ref, got, watch)
             notes += got.notes
     finally:
         transformers.logging.set_verbosity(verbosity)
@@ -209,7 +214,6 @@ def _train(
             trainer.remove_callback(quiet)
         if variant.accepts_loss_kwargs is not None:
             out.notes.append(compat.force_loss_kwargs(trainer, variant.accepts_loss_kwargs))
-        trainer.gaverify_returned = []
         try:
             trainer.train()
         except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -230,12 +234,19 @@ def _train(
     return out
 
 
+def _item_counts(setup: Setup, n: int) -> list[list[int]]:
+    """Per step, the counted items of each of its n micro-batches (as the Trainer sees them)."""
+    return [
+        [setup.task.count_items(mb["labels"]) for mb in setup.micro_batches(samples, n)]
+        for samples in setup.steps
+    ]
+
+
 def _measure(
-    setup: Setup, n: int, name: str, ref: _Run, got: _Run, watch: _Compare
+    n: int, name: str, step_counts: list[list[int]], ref: _Run, got: _Run, watch: _Compare
 ) -> list[Measurement]:
     out = []
-    for step, samples in enumerate(setup.steps):
-        counts = [setup.task.count_items(mb["labels"]) for mb in setup.micro_batches(samples, n)]
+    for step, counts in enumerate(step_counts):
         comparison = watch.comparisons[step]
         out.append(
             Measurement(
