@@ -66,7 +66,7 @@ def test_quickstart_separates_naive_from_fixed(tmp_path):
     result = invoke("run", "scenarios/quickstart.yaml", "--json", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     rows = data["rows"]
     assert len(rows) == 4 * 3 * 2
     assert min(r["grad_rel_l2"] for r in rows if r["variant"] == "naive") > 1e-2

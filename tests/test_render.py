@@ -30,7 +30,7 @@ def _result(mode="lockstep", variants=("naive", "fixed")) -> RunResult:
         )
         for v, err in zip(variants, [0.25, 1e-8], strict=True)
     ]
-    summaries = summarise(rows, scenario)
+    groups, summaries = summarise(rows, scenario)
     return RunResult(
         gaverify_version="0",
         scenario=scenario.model_dump(mode="json"),
@@ -39,9 +39,11 @@ def _result(mode="lockstep", variants=("naive", "fixed")) -> RunResult:
         parameters=10,
         notes=["dropout: off"],
         warnings=["N=2: careful"],
+        tolerance=scenario.tolerance.limits(),
         rows=rows,
+        groups=groups,
         variants=summaries,
-        exit_code=exit_code(summaries),
+        exit_code=exit_code(groups),
         timings={"total_s": 0.5},
     )
 

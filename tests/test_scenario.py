@@ -15,7 +15,7 @@ def test_every_field_has_a_default():
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
 def test_unset_tolerances_come_from_the_dtype(dtype):
     s = Scenario(dtype=dtype)
-    assert s.tolerance.model_dump() == DEFAULT_TOLERANCES[dtype]
+    assert s.tolerance.limits() == DEFAULT_TOLERANCES[dtype]
 
 
 def test_an_explicit_tolerance_wins():

@@ -48,7 +48,7 @@ def test_non_finite_is_never_a_pass():
 def test_summary_takes_the_worst_row_and_checks_expectations():
     scenario = Scenario()
     rows = [judge_row(x, TOL) for x in [m("naive", rel=0.5), m("naive"), m("fixed", rel=1e-7)]]
-    naive, fixed = summarise(rows, scenario)
+    groups, (naive, fixed) = summarise(rows, scenario)
     assert (naive.verdict, naive.expected, naive.met, naive.rows_failed) == (
         "fail",
         "fail",
@@ -57,19 +57,20 @@ def test_summary_takes_the_worst_row_and_checks_expectations():
     )
     assert naive.worst["grad_rel_l2"] == 0.5
     assert (fixed.verdict, fixed.met) == ("pass", True)
-    assert exit_code([naive, fixed]) == 0
+    assert exit_code(groups) == 0
 
 
 def test_an_unmet_expectation_exits_1():
     scenario = Scenario.model_validate({"expect": {"naive": "pass"}})
-    summaries = summarise([judge_row(m("naive", rel=0.5), TOL), judge_row(m(), TOL)], scenario)
+    rows = [judge_row(m("naive", rel=0.5), TOL), judge_row(m(), TOL)]
+    groups, summaries = summarise(rows, scenario)
     assert [s.met for s in summaries] == [False, True]
-    assert exit_code(summaries) == 1
+    assert exit_code(groups) == 1
 
 
 def test_nan_wins_the_worst_value():
     rows = [judge_row(m(rel=math.nan), TOL), judge_row(m(rel=0.1), TOL)]
-    (fixed,) = summarise(rows, Scenario(variants=["fixed"]))
+    _, (fixed,) = summarise(rows, Scenario(variants=["fixed"]))
     assert fixed.verdict == "non-finite" and not fixed.met
     assert math.isnan(fixed.worst["grad_rel_l2"])
 

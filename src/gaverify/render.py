@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gaverify.backends import Progress
-from gaverify.results import Row, RunResult, VariantSummary
+from gaverify.results import Diagnosis, Row, RunResult, VariantSummary
 
 # Rich falls back to 80 columns when stdout is not a terminal; reports piped
 # to a file or a CI log get 100, so the trajectory table does not wrap.
@@ -110,6 +110,22 @@ def summary_lines(s: VariantSummary, rows: list[Row], tolerance: dict[str, float
     return lines + ([f"  over tolerance: {escape(', '.join(over))}"] if over else [])
 
 
+def calibration_line(result: RunResult) -> str:
+    """How tolerance: auto set the tolerances (noise floor x factor)."""
+    cal = result.calibration
+    assert cal is not None
+    parts = ", ".join(
+        f"{k} {_sci(result.tolerance[k])} (noise {_sci(v)})" for k, v in cal.noise.items()
+    )
+    return f"tolerance: auto, {cal.factor:g} x the noise of {cal.method}: {parts}"
+
+
+def diagnosis_line(d: Diagnosis) -> str:
+    """One line: which pattern explains a failing (N, variant), and its evidence."""
+    also = f" (also consistent: {', '.join(d.also)})" if d.also else ""
+    return f"N={d.n} diagnosis: {d.pattern} at step {d.step}: {d.detail}{also}"
+
+
 def print_result(result: RunResult, console: Console = out) -> None:
     """The whole report of a run: header, notes, table, warnings, summaries."""
     sc = result.scenario
@@ -123,9 +139,14 @@ def print_result(result: RunResult, console: Console = out) -> None:
     console.print(result_table(result))
     for warning in result.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if result.calibration:
+        console.print(f"[dim]{escape(calibration_line(result))}[/]")
     for summary in result.variants:
-        for line in summary_lines(summary, result.rows, sc["tolerance"]):
+        for line in summary_lines(summary, result.rows, result.tolerance):
             console.print(line)
+        for diagnosis in result.diagnoses:
+            if diagnosis.variant == summary.variant:
+                console.print(f"  {escape(diagnosis_line(diagnosis))}")
     outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
     console.print(
         f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RowVerdict = Literal["pass", "fail", "non-finite"]
 
@@ -79,6 +79,33 @@ class Measurement(BaseModel):
         return {k: v for k, v in values.items() if v is not None}
 
 
+class GradientFit(BaseModel):
+    """A diverging gradient fitted as sum_i c_i g_i over its micro-batches'
+    summed-loss gradients (see sketch.py), at the first step it diverged."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    step: int
+    n: int
+    variant: str
+    counts: list[int] = Field(description="items per micro-batch, T_i")
+    weights: list[float] = Field(description="fitted c_i in units of 1/T (1.0: full batch)")
+    residual: float = Field(description="|G - sum c_i g_i| / |G|, in the sketch")
+
+
+class Diagnosis(BaseModel):
+    """How one failing (N, variant) diverged: a pattern name and its evidence."""
+
+    n: int
+    variant: str
+    step: int
+    pattern: str = Field(description="a diagnosis.PATTERNS name, logged-loss, non-finite "
+                         "or unrecognised")
+    detail: str
+    also: list[str] = Field(default_factory=list, description="other patterns that fit too")
+    fit: GradientFit | None = None
+
+
 class Trace(BaseModel):
     """Everything a backend measured, before any judgement."""
 
@@ -86,6 +113,7 @@ class Trace(BaseModel):
     device: str
     parameters: int
     notes: list[str] = Field(default_factory=list)
+    fits: list[GradientFit] = Field(default_factory=list)
 
 
 class Row(Measurement):
@@ -93,9 +121,12 @@ class Row(Measurement):
     exceeded: list[str] = Field(default_factory=list, description="metrics over tolerance")
 
 
-class VariantSummary(BaseModel):
+class GroupSummary(BaseModel):
+    """One (N, variant) over all steps: the unit a CI test case reports."""
+
     model_config = ConfigDict(ser_json_inf_nan="strings")
 
+    n: int | None = Field(description="None in a variant's summary over every N")
     variant: str
     verdict: RowVerdict
     expected: Literal["pass", "fail"]
@@ -103,6 +134,22 @@ class VariantSummary(BaseModel):
     rows: int
     rows_failed: int
     worst: dict[str, float] = Field(description="largest value of each metric over all rows")
+
+
+class VariantSummary(GroupSummary):
+    """One variant over every N: met when each of its (N, variant) groups is."""
+
+
+class Calibration(BaseModel):
+    """How `tolerance: auto` set the tolerances: a second correct loop's
+    divergence from the full batch (the noise floor), times a factor."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    method: str
+    factor: float
+    noise: dict[str, float] = Field(description="largest divergence of the correct loop")
+    floor: dict[str, float] = Field(description="smallest tolerance allowed, per metric")
 
 
 class RunResult(BaseModel):
@@ -118,8 +165,12 @@ class RunResult(BaseModel):
     parameters: int
     notes: list[str]
     warnings: list[str]
+    tolerance: dict[str, float] = Field(description="the tolerances the rows were judged by")
+    calibration: Calibration | None = None
     rows: list[Row]
+    groups: list[GroupSummary]
     variants: list[VariantSummary]
+    diagnoses: list[Diagnosis] = Field(default_factory=list)
     exit_code: int
     timings: dict[str, float] = Field(description="seconds; the only non-repeatable numbers")
 

@@ -128,10 +128,10 @@ class Scenario(Section):
                 f"data.samples ({self.data.samples}) cannot fill one batch of "
                 f"batch.size ({self.batch.size})"
             )
-        defaults = DEFAULT_TOLERANCES[self.dtype]
-        for metric, value in defaults.items():
-            if getattr(self.tolerance, metric) is None:
-                setattr(self.tolerance, metric, value)
+        if not self.tolerance.auto:  # auto ones are measured by the run
+            for metric, value in DEFAULT_TOLERANCES[self.dtype].items():
+                if getattr(self.tolerance, metric) is None:
+                    setattr(self.tolerance, metric, value)
         return self
 
     def expected(self, variant: str, equal_counts: bool = False) -> str:

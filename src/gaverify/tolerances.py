@@ -1,12 +1,19 @@
 """Tolerances: the largest divergence each metric may show and still pass.
 
-Unset tolerances come from the scenario's dtype (DEFAULT_TOLERANCES); how
-these defaults were measured is in docs/tolerances.md.
+Unset tolerances come from the scenario's dtype (DEFAULT_TOLERANCES), or,
+with `tolerance: auto`, from the run's own rounding noise (calibrate.py);
+how both were measured is in docs/tolerances.md.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# tolerance: auto sets each unset tolerance this many times above the noise
+# of a second correct loop (see docs/tolerances.md for the measurements).
+AUTO_FACTOR = 10.0
 
 # Default tolerances by dtype: well above the rounding noise of a correct loop
 # and far below the error of the mean-of-means bug on variable-length data
@@ -41,8 +48,24 @@ class Tolerance(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    auto: bool = Field(
+        False,
+        description="calibrate unset tolerances from this run's rounding noise "
+        "(`tolerance: auto` is short for {auto: true})",
+    )
+    factor: float = Field(AUTO_FACTOR, gt=1, description="with auto: tolerance = factor x noise")
+
     loss_rel: float | None = Field(None, ge=0)
     grad_norm_rel: float | None = Field(None, ge=0)
     grad_rel_l2: float | None = Field(None, ge=0)
     cosine_distance: float | None = Field(None, ge=0, description="1 - cosine similarity")
     param_max_abs: float | None = Field(None, ge=0, description="trajectory mode only")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_shorthand(cls, value: Any) -> Any:
+        return {"auto": True} if value == "auto" else value
+
+    def limits(self) -> dict[str, float]:
+        """Metric -> tolerance (all set once the scenario is resolved)."""
+        return {k: v for k, v in self.model_dump(exclude={"auto", "factor"}).items()}

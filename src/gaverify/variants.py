@@ -5,6 +5,7 @@ or samples). Within one accumulation window of N micro-batches (T = sum T_i):
 
     full batch (reference)  S / T
     fixed                   S_i / T           num_items_in_batch: equals the reference
+    fixed-reordered         fixed, micro-batches backpropagated last to first (rounding only)
     naive                   S_i / (N * T_i)   mean of means: differs when the T_i differ
     model                   the model's own loss, given num_items_in_batch the way the
                             Trainer gives it (divided by N when the model takes no loss
@@ -64,6 +65,7 @@ class Variant:
     # With equal counts per micro-batch a pure normalisation bug is invisible.
     expected_when_equal: str = "pass"
     origin: str = ""  # for user code: which function, from which file
+    reverse: bool = False  # backpropagate the micro-batches last to first
 
 
 def _inverse(x: float) -> float:
@@ -154,6 +156,17 @@ VARIANTS.add(
         "per-micro-batch summed loss / item count of the whole batch (num_items_in_batch)",
         "pass",
         weights=fixed_weights,
+    ),
+)
+VARIANTS.add(
+    "fixed-reordered",
+    Variant(
+        "fixed-reordered",
+        "fixed, with the micro-batches in reverse order: a second correct loop whose "
+        "divergence is pure rounding (what tolerance: auto calibrates on)",
+        "pass",
+        weights=fixed_weights,
+        reverse=True,
     ),
 )
 VARIANTS.add(

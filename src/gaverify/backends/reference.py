@@ -33,6 +33,7 @@ from gaverify.optim import build_optimizer
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
 from gaverify.scenario import Scenario
+from gaverify.sketch import GradientFitter
 from gaverify.tasks import Task
 from gaverify.variants import VARIANTS, Variant, Window, weighted_loss
 
@@ -48,9 +49,10 @@ def accumulate(
     needs the whole window before the first backward)."""
     counts = [task.count_items(mb["labels"]) for mb in micro_batches]
     weights = variant.weights(counts) if variant.weights else None
+    order = range(len(micro_batches))
     logged = 0.0
-    for i, mb in enumerate(micro_batches):
-        window = Window(model, task, mb, counts, smoothing)
+    for i in reversed(order) if variant.reverse else order:
+        window = Window(model, task, micro_batches[i], counts, smoothing)
         loss = weighted_loss(window, weights[i]) if weights else variant.loss(window)
         loss.backward()
         logged += float(loss.detach())
@@ -66,13 +68,15 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
     plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
     progress.start(len(setup.steps) * (1 + len(plan)))
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
+    fitter = GradientFitter(setup)
     with torch.enable_grad():
-        measurements = loop(setup, plan, progress)
+        measurements = loop(setup, plan, progress, fitter)
     return Trace(
         measurements=measurements,
         device=setup.device,
         parameters=setup.parameters,
         notes=setup.run_notes(),
+        fits=fitter.records(),
     )
 
 
@@ -97,7 +101,7 @@ def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=No
     )
 
 
-def _lockstep(setup: Setup, plan, progress) -> list[Measurement]:
+def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Measurement]:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     optimizer = _optimizer(scenario, model)
@@ -112,6 +116,8 @@ def _lockstep(setup: Setup, plan, progress) -> list[Measurement]:
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(model, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(model))
+            if fitter.wants(n, name, comparison):
+                fitter.fit(step, n, name, model, gradients(model))
             out.append(_measure(step, n, name, counts, ref_loss, loss, comparison))
             progress.advance(f"step {step} N={n} {name}")
         for p, g in zip(trainable(model), ref_grads, strict=True):
@@ -120,7 +126,7 @@ def _lockstep(setup: Setup, plan, progress) -> list[Measurement]:
     return out
 
 
-def _trajectory(setup: Setup, plan, progress) -> list[Measurement]:
+def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Measurement]:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     runs = {}
@@ -140,6 +146,8 @@ def _trajectory(setup: Setup, plan, progress) -> list[Measurement]:
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(twin))
+            if fitter.wants(n, name, comparison):
+                fitter.fit(step, n, name, twin, gradients(twin))
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
             out.append(_measure(step, n, name, counts, ref_loss, loss, comparison, diff))

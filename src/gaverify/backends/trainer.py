@@ -48,6 +48,7 @@ from gaverify.errors import GaverifyError
 from gaverify.optim import build_optimizer
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
+from gaverify.sketch import GradientFitter
 from gaverify.variants import call_user_loss
 
 
@@ -100,23 +101,28 @@ class _Keep:
         self.grads: list[list[Any]] = []
         self.params: list[list[Any]] = []
 
-    def gradient(self, grads: list[Any]) -> None:
-        self.grads.append(snapshot(grads))
+    def gradient(self, model: Any) -> None:
+        self.grads.append(snapshot(gradients(model)))
 
     def parameters(self, params: list[Any]) -> None:
         self.params.append(snapshot(params))
 
 
 class _Compare:
-    """Watches an accumulated run: compares each step with the reference's."""
+    """Watches an accumulated run: compares each step with the reference's,
+    and has a diverging gradient fitted (at the run's own parameters)."""
 
-    def __init__(self, ref: _Keep):
-        self.ref = ref
+    def __init__(self, ref: _Keep, fitter: GradientFitter, n: int, variant: str):
+        self.ref, self.fitter, self.n, self.variant = ref, fitter, n, variant
         self.comparisons: list[GradComparison] = []
         self.param_diffs: list[float] = []
 
-    def gradient(self, grads: list[Any]) -> None:
-        self.comparisons.append(compare_gradients(self.ref.grads[len(self.comparisons)], grads))
+    def gradient(self, model: Any) -> None:
+        grads = gradients(model)
+        comparison = compare_gradients(self.ref.grads[len(self.comparisons)], grads)
+        self.comparisons.append(comparison)
+        if self.fitter.wants(self.n, self.variant, comparison):
+            self.fitter.fit(len(self.comparisons), self.n, self.variant, model, grads)
 
     def parameters(self, params: list[Any]) -> None:
         ref = self.ref.params[len(self.param_diffs)]
@@ -148,10 +154,11 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             keep = _Keep()
             refs[key] = (_train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
         counts = {n: _item_counts(setup, n) for n in scenario.batch.accumulation}
+        fitter = GradientFitter(setup)
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
-            watch = _Compare(keep)
+            watch = _Compare(keep, fitter, n, name)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
             measurements += _measure(n, name, counts[n], ref, got, watch)
             notes += got.notes
@@ -171,6 +178,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             *setup.run_notes(),
             *dict.fromkeys(notes),  # each note once, in order
         ],
+        fits=fitter.records(),
     )
 
 
@@ -190,7 +198,7 @@ def _train(
         _keep_eval_mode(model)
     params = trainable(model)
     optimizer = build_optimizer(scenario.optimizer, params)
-    optimizer.register_step_pre_hook(lambda *_: watch.gradient(gradients(model)))
+    optimizer.register_step_pre_hook(lambda *_: watch.gradient(model))
     optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
     logs = _Logs(progress, label)
     out = _Run()

@@ -1,0 +1,78 @@
+"""`tolerance: auto`: tolerances measured from the run's own rounding noise.
+
+Before the real run, gaverify's own correct loop runs the same scenario
+(model, data, dtype, device, mode, steps, every N) with its micro-batches
+backpropagated in reverse order (the `fixed-reordered` variant). It computes
+the same mathematics as the full batch in a different order, so its
+divergence from the full batch is rounding and nothing else: the noise
+floor. Each unset tolerance becomes `factor` times the worst noise of that
+metric (never below a few units of the dtype's precision, FLOOR), so a correct
+loop does not fail on rounding and a wrong one is judged by what this run's
+arithmetic can actually resolve. Explicit tolerances are kept as given.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gaverify.backends import Progress
+from gaverify.errors import GaverifyError
+from gaverify.results import METRICS, Calibration
+from gaverify.scenario import Scenario, Tolerance
+
+METHOD = "fixed-reordered: gaverify's correct loop, micro-batches in reverse order"
+
+# Tolerances never go below 10 units of the precision their metric is
+# computed in: a noise floor of exactly zero (e.g. float64 with equal
+# lengths) must not make the next run's rounding a failure.
+_EPS = {"float64": 2.2e-16, "float32": 1.2e-7, "bfloat16": 7.8e-3}
+FLOOR = {
+    dtype: {m: 10 * (_EPS["float64"] if m == "cosine_distance" else eps) for m in METRICS}
+    for dtype, eps in _EPS.items()
+}
+
+
+def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Scenario, Calibration]:
+    """The scenario with every unset tolerance measured, and how it was set."""
+    from gaverify.backends.reference import run
+
+    mode = scenario.mode if scenario.mode in ("lockstep", "trajectory") else "trajectory"
+    never = Tolerance(**{m: math.inf for m in METRICS})  # no diagnosis fits while calibrating
+    probe = scenario.model_copy(
+        update={
+            "backend": "reference",
+            "variants": ["fixed-reordered"],
+            "expect": {},
+            "mode": mode,
+            "tolerance": never,
+        }
+    )
+    trace = run(probe, progress)
+    noise: dict[str, float] = {}
+    for m in trace.measurements:
+        for metric, value in m.metric_values().items():
+            if not math.isfinite(value):
+                raise GaverifyError(
+                    f"tolerance: auto: gaverify's correct loop gave a non-finite {metric} at "
+                    f"step {m.step} N={m.n}, so there is no noise floor to calibrate on; "
+                    "set the tolerances explicitly"
+                )
+            noise[metric] = max(noise.get(metric, 0.0), value)
+    given, factor, floor = scenario.tolerance, scenario.tolerance.factor, FLOOR[scenario.dtype]
+    resolved = {
+        metric: _round_up(max(factor * noise.get(metric, 0.0), floor[metric]))
+        if value is None
+        else value
+        for metric, value in given.limits().items()
+    }
+    tolerance = Tolerance(auto=True, factor=factor, **resolved)
+    calibration = Calibration(method=METHOD, factor=factor, noise=noise, floor=floor)
+    return scenario.model_copy(update={"tolerance": tolerance}), calibration
+
+
+def _round_up(x: float) -> float:
+    """x rounded up to two significant digits, so reports show the tolerance in use."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    exponent = math.floor(math.log10(x)) - 1
+    return float(f"{math.ceil(x / 10**exponent)}e{exponent}")

@@ -1,0 +1,142 @@
+"""Fitting an accumulated gradient as a weighted sum of micro-batch gradients.
+
+A loop that accumulates N micro-batches produces G = sum_i c_i g_i, where g_i
+is the gradient of micro-batch i's summed loss S_i; a correct loop has
+c_i = 1/T (T the window's item count). Given G, the fit recovers the c_i,
+which diagnosis.py then names.
+
+Gradients are never stored: each is projected to `dim` numbers by a count
+sketch (a random sign per coordinate, coordinates summed into dim buckets).
+The sketch is linear, so G = sum c_i g_i holds exactly between the sketches,
+and it keeps norms on average, so the fit's residual is meaningful. Memory:
+one int8 sign per parameter (cached) and one tensor-sized float64 temporary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gaverify.compare import trainable
+from gaverify.results import GradientFit
+
+SKETCH_DIM = 256
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The fitted weights c_i * T (1.0 everywhere: the full batch's weights)
+    and the relative residual |G - sum c_i g_i| / |G| (in the sketch)."""
+
+    weights: list[float]
+    residual: float
+
+
+class Sketch:
+    """A seeded count sketch of parameter-list gradients into `dim` numbers."""
+
+    def __init__(self, dim: int = SKETCH_DIM, seed: int = 0):
+        self.dim, self.seed = dim, seed
+        self._signs: dict[int, Any] = {}
+
+    def _signs_of(self, index: int, tensor: Any):
+        signs = self._signs.get(index)
+        if signs is None:
+            import torch
+
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+            bits = torch.randint(0, 2, (tensor.numel(),), generator=gen, dtype=torch.int8)
+            signs = (bits * 2 - 1).to(tensor.device)
+            self._signs[index] = signs
+        return signs
+
+    def project(self, grads: Sequence[Any]):
+        """The sketch (float64 tensor of `dim`, on the CPU) of one gradient
+        list in parameter order; None entries count as zeros."""
+        import torch
+        import torch.nn.functional as F
+
+        out = torch.zeros(self.dim, dtype=torch.float64)
+        for index, grad in enumerate(grads):
+            if grad is None:
+                continue
+            flat = grad.detach().reshape(-1).double() * self._signs_of(index, grad)
+            flat = F.pad(flat, (0, -flat.numel() % self.dim))
+            out += flat.view(-1, self.dim).sum(0).cpu()
+        return out
+
+
+def micro_batch_sketches(model: Any, task: Any, micro_batches: Sequence[Any], smoothing, sketch):
+    """The sketches (N x dim) of each micro-batch's summed-loss gradient at
+    the model's current parameters. The model's .grad is left as it was."""
+    import torch
+
+    from gaverify.variants import Window, weighted_loss
+
+    params = trainable(model)
+    saved = [p.grad for p in params]
+    counts = [task.count_items(mb["labels"]) for mb in micro_batches]
+    rows = []
+    try:
+        with torch.enable_grad():
+            for mb in micro_batches:
+                for p in params:
+                    p.grad = None
+                weighted_loss(Window(model, task, mb, counts, smoothing), 1.0).backward()
+                rows.append(sketch.project([p.grad for p in params]))
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+    return torch.stack(rows)
+
+
+def fit_weights(basis, target, total: int) -> Fit:
+    """Least-squares c with target ~ sum_i c_i basis_i, reported as c_i * total."""
+    import torch
+
+    solution = torch.linalg.lstsq(basis.T, target.unsqueeze(1), driver="gelsd").solution
+    coef = solution.squeeze(1)
+    norm = float(target.norm())
+    residual = float((basis.T @ coef - target).norm()) / norm if norm else 0.0
+    return Fit(weights=[float(c) * total for c in coef], residual=residual)
+
+
+class GradientFitter:
+    """What a backend calls when a gradient diverges: fit it once per
+    (N, variant), from the micro-batches of the step where it first did."""
+
+    def __init__(self, setup: Any, dim: int = SKETCH_DIM):
+        self.setup = setup
+        self.sketch = Sketch(dim, setup.scenario.seed)
+        self.fits: dict[tuple[int, str], GradientFit] = {}
+
+    def wants(self, n: int, variant: str, comparison: Any) -> bool:
+        """Whether to fit: this gradient diverges beyond the scenario's
+        tolerance (finitely) and this (N, variant) has no fit yet."""
+        from gaverify.verdict import gradient_diverges
+
+        if (n, variant) in self.fits:
+            return False
+        return gradient_diverges(comparison, self.setup.scenario.tolerance)
+
+    def fit(self, step: int, n: int, variant: str, model: Any, grads: Sequence[Any]) -> None:
+        """Fit `grads` (the accumulated gradient of `model` at step `step`)."""
+        setup = self.setup
+        micro = setup.micro_batches(setup.steps[step - 1], n)
+        smoothing = setup.scenario.loss.label_smoothing
+        basis = micro_batch_sketches(model, setup.task, micro, smoothing, self.sketch)
+        counts = [setup.task.count_items(mb["labels"]) for mb in micro]
+        fit = fit_weights(basis, self.sketch.project(grads), sum(counts))
+        self.fits[(n, variant)] = GradientFit(
+            step=step,
+            n=n,
+            variant=variant,
+            counts=counts,
+            weights=fit.weights,
+            residual=fit.residual,
+        )
+
+    def records(self) -> list[GradientFit]:
+        """Every fit made, for the Trace."""
+        return list(self.fits.values())

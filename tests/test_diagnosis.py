@@ -1,0 +1,123 @@
+"""Diagnosis: deliberately broken accumulation loops, each named correctly.
+
+Every broken loop is a weight rule on the micro-batches' summed losses (what
+a real loop's `(loss / scale).backward()` amounts to), registered as a
+variant for the test; the backend runs it, fits its gradient blind (from the
+micro-batch gradients alone) and diagnosis.py names the pattern.
+"""
+
+import math
+
+import pytest
+
+from gaverify.diagnosis import PRECISION, diagnose, name_weights
+from gaverify.results import GradientFit, Measurement
+from gaverify.runner import run_scenario
+from gaverify.variants import VARIANTS, Variant
+from gaverify.verdict import judge_row
+
+from tests.conftest import small_scenario
+
+B = 8
+BROKEN = {
+    "sum-of-means": lambda c: [1 / t for t in c],
+    "scaled-by-N": lambda c: [len(c) / sum(c)] * len(c),
+    "scaled-by-1/N": lambda c: [1 / (len(c) * sum(c))] * len(c),
+    # the first position of each of the B sequences counted too
+    "count-off": lambda c: [1 / (sum(c) + B)] * len(c),
+    # a partial last window dropped, or the first micro-batch seen twice
+    "dropped": lambda c: [1 / sum(c)] * (len(c) - 1) + [0.0],
+    "twice": lambda c: [2 / sum(c)] + [1 / sum(c)] * (len(c) - 1),
+    "odd": lambda c: [(1 + 0.37 * i) / sum(c) for i in range(len(c))],
+}
+PATTERN = {"dropped": "dropped-or-repeated", "twice": "dropped-or-repeated", "odd": "unrecognised"}
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    for name, rule in BROKEN.items():
+        variant = Variant(name, "a broken loop", "fail", weights=rule)
+        monkeypatch.setitem(VARIANTS._entries, name, variant)
+        monkeypatch.setitem(VARIANTS._summaries, name, variant.summary)
+
+
+def _diagnoses(scenario):
+    result = run_scenario(scenario)
+    return result, {(d.n, d.variant): d for d in result.diagnoses}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["lockstep", "trajectory"])
+def test_each_broken_loop_is_named(broken, dtype, mode):
+    names = ["naive", *BROKEN]
+    scenario = small_scenario(dtype=dtype, mode=mode, variants=names, batch={"accumulation": [2, 4]})
+    result, found = _diagnoses(scenario)
+    for n in (2, 4):
+        for name in names:
+            d = found[(n, name)]
+            want = "mean-of-means" if name == "naive" else PATTERN.get(name, name)
+            assert d.pattern == want, (n, name, d.detail)
+            assert d.step == 1 and d.fit is not None
+    assert "normalised by" in found[(4, "count-off")].detail
+    assert f"({B:+d})" in found[(4, "count-off")].detail
+    assert "micro-batch 4 dropped" in found[(4, "dropped")].detail
+    assert "micro-batch 1 counted 2x" in found[(4, "twice")].detail
+    assert "match no known pattern" in found[(4, "odd")].detail
+
+
+def test_a_correct_loop_gets_no_diagnosis(small):
+    result, found = _diagnoses(small(variants=["fixed", "fixed-reordered", "model"]))
+    assert result.exit_code == 0 and found == {}
+
+
+def test_a_correct_loop_over_a_too_tight_tolerance_is_called_rounding(small):
+    tight = {"grad_rel_l2": 1e-12, "grad_norm_rel": 1, "cosine_distance": 1, "loss_rel": 1}
+    result, found = _diagnoses(small(variants=["fixed"], tolerance=tight))
+    assert {d.pattern for d in found.values()} == {"full-batch"}
+    assert all("rounding" in d.detail for d in found.values())
+
+
+def test_fitted_weights_recover_mean_of_means_in_float64(small):
+    # Not to 1e-12: Llama's RMSNorm computes in float32 even in a float64
+    # model, so the gradient is linear in the loss weight to ~1e-8 only.
+    _, found = _diagnoses(small(dtype="float64", variants=["naive"]))
+    assert sorted(n for n, _ in found) == [2, 4, 8]
+    for (n, _), d in found.items():
+        counts = d.fit.counts
+        want = [sum(counts) / (n * t) for t in counts]
+        assert d.fit.weights == pytest.approx(want, rel=1e-6)
+        assert d.fit.residual < 1e-6
+
+
+def _fit(weights, counts, residual=1e-9):
+    return GradientFit(step=1, n=len(counts), variant="v", counts=counts, weights=weights,
+                       residual=residual)  # fmt: skip
+
+
+def test_equal_counts_list_every_pattern_that_fits():
+    # With equal counts, 1/T_i = N/T: both names describe the same weights.
+    pattern, _, also = name_weights(_fit([2.0, 2.0], [5, 5]), PRECISION["float32"])
+    assert (pattern, also) == ("sum-of-means", ["scaled-by-N", "count-off"])
+
+
+def test_a_gradient_that_is_no_reweighting_is_unrecognised():
+    pattern, detail, _ = name_weights(_fit([1.0, 1.0], [3, 5], residual=0.3), 1e-3)
+    assert pattern == "unrecognised" and "no weighted sum" in detail
+
+
+def _row(**fields):
+    base = dict(step=2, n=4, variant="v", items_full=8, items_micro=[1, 2, 2, 3], loss_full=2.0,
+                loss_ga=8.0, grad_norm_full=1.0, grad_norm_ga=1.0, grad_rel_l2=0.0,
+                grad_cosine=1.0)  # fmt: skip
+    return judge_row(Measurement(**{**base, **fields}), small_scenario().tolerance)
+
+
+def test_a_loss_only_divergence_is_the_logged_loss():
+    (d,) = diagnose([_row(step=1, loss_ga=2.0), _row()], [], "float32")
+    assert (d.pattern, d.step) == ("logged-loss", 2)
+    assert "logged loss is x4 (N)" in d.detail
+
+
+def test_non_finite_rows_are_not_fitted():
+    (d,) = diagnose([_row(grad_rel_l2=math.nan)], [], "float32")
+    assert d.pattern == "non-finite"
