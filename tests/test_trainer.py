@@ -79,6 +79,9 @@ def test_a_release_logging_a_loss_scaled_by_n_fails_at_the_steps_it_does(monkeyp
             assert row.exceeded == ["loss_rel"]  # the gradient itself was right
             assert row.loss_ga / row.loss_full == pytest.approx(row.n, rel=1e-5)
     assert result.exit_code == 1
+    for d in result.diagnoses:
+        assert (d.pattern, d.step) == ("logged-loss", 3)
+        assert f"logged loss is x{d.n} (N)" in d.detail
 
 
 def test_a_release_applying_mean_of_means_gradients_fails(monkeypatch):
@@ -92,6 +95,10 @@ def test_a_release_applying_mean_of_means_gradients_fails(monkeypatch):
     result = run_scenario(_trainer(steps=2, variants=["installed"]))
     assert all(r.verdict == "fail" and "grad_rel_l2" in r.exceeded for r in result.rows)
     assert result.variants[0].met is False
+    assert [(d.n, d.pattern, d.step) for d in result.diagnoses] == [
+        (2, "mean-of-means", 1),
+        (4, "mean-of-means", 1),
+    ]
 
 
 def test_user_compute_loss_func_is_judged_by_its_maths():
@@ -125,11 +132,10 @@ def test_clipping_from_trainer_args_is_applied_and_logged_before_clipping(monkey
     applied = []
     keep = trainer_backend._Keep.gradient
 
-    def spy(self, grads):
-        applied.append(
-            float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
-        )
-        keep(self, grads)
+    def spy(self, model):
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        applied.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+        keep(self, model)
 
     monkeypatch.setattr(trainer_backend._Keep, "gradient", spy)
     result = run_scenario(

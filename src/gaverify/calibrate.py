@@ -20,7 +20,7 @@ from gaverify.errors import GaverifyError
 from gaverify.results import METRICS, Calibration
 from gaverify.scenario import Scenario, Tolerance
 
-METHOD = "fixed-reordered: gaverify's correct loop, micro-batches in reverse order"
+METHOD = "fixed-reordered, gaverify's correct loop with micro-batches reversed"
 
 # Tolerances never go below 10 units of the precision their metric is
 # computed in: a noise floor of exactly zero (e.g. float64 with equal

@@ -94,28 +94,34 @@ PATTERNS.add(
     "mean-of-means",
     Pattern(
         "weights 1/(N*T_i): each micro-batch's mean loss divided by N",
-        _rule(lambda c: [sum(c) / (len(c) * t) if t else math.inf for t in c], "1/(N*T_i)"),
+        _rule(
+            lambda c: [sum(c) / (len(c) * t) if t else math.inf for t in c],
+            "weights 1/(N*T_i): each micro-batch's mean loss / N",
+        ),
     ),
 )
 PATTERNS.add(
     "sum-of-means",
     Pattern(
         "weights 1/T_i: micro-batch mean losses summed, not divided by N",
-        _rule(lambda c: [sum(c) / t if t else math.inf for t in c], "1/T_i"),
+        _rule(
+            lambda c: [sum(c) / t if t else math.inf for t in c],
+            "weights 1/T_i: micro-batch mean losses summed, no / N",
+        ),
     ),
 )
 PATTERNS.add(
     "scaled-by-N",
     Pattern(
         "weights N/T: the whole gradient N times too large",
-        _rule(lambda c: [len(c)] * len(c), "N/T"),
+        _rule(lambda c: [len(c)] * len(c), "weights N/T: the gradient N times too large"),
     ),
 )
 PATTERNS.add(
     "scaled-by-1/N",
     Pattern(
         "weights 1/(N*T): the whole gradient N times too small",
-        _rule(lambda c: [1 / len(c)] * len(c), "1/(N*T)"),
+        _rule(lambda c: [1 / len(c)] * len(c), "weights 1/(N*T): the gradient N times too small"),
     ),
 )
 PATTERNS.add("count-off", Pattern("weights 1/(T+k): the item count off by a constant k", _count_off))
@@ -126,13 +132,13 @@ PATTERNS.add(
 
 
 def name_weights(fit: GradientFit, precision: float) -> tuple[str, str, list[str]]:
-    """(pattern, one-line detail, other patterns also consistent) for a fit."""
-    shown = ", ".join(f"{w:.4g}" for w in fit.weights)
+    """(pattern, one-line detail, other patterns also consistent) for a fit;
+    reports show the fitted weights beside the detail."""
     if not fit.residual <= 10 * precision:
         return (
             "unrecognised",
             f"the gradient is no weighted sum of this step's micro-batch gradients "
-            f"(fit residual {fit.residual:.1e}; best weights x1/T: {shown})",
+            f"(fit residual {fit.residual:.1e})",
             [],
         )
     found = [
@@ -141,9 +147,9 @@ def name_weights(fit: GradientFit, precision: float) -> tuple[str, str, list[str
         if (text := pattern.match(fit.weights, fit.counts, precision))
     ]
     if not found:
-        return "unrecognised", f"fitted weights x1/T {shown} match no known pattern", []
+        return "unrecognised", "the fitted weights match no known pattern", []
     (name, text), others = found[0], [name for name, _ in found[1:]]
-    return name, f"{text}: fitted weights x1/T {shown} (items {fit.counts})", others
+    return name, text, others
 
 
 def _ratio(x: float, n: int) -> str:

@@ -117,13 +117,17 @@ def calibration_line(result: RunResult) -> str:
     parts = ", ".join(
         f"{k} {_sci(result.tolerance[k])} (noise {_sci(v)})" for k, v in cal.noise.items()
     )
-    return f"tolerance: auto, {cal.factor:g} x the noise of {cal.method}: {parts}"
+    return f"tolerance: auto ({cal.factor:g} x the noise of {cal.method}): {parts}"
 
 
 def diagnosis_line(d: Diagnosis) -> str:
     """One line: which pattern explains a failing (N, variant), and its evidence."""
     also = f" (also consistent: {', '.join(d.also)})" if d.also else ""
-    return f"N={d.n} diagnosis: {d.pattern} at step {d.step}: {d.detail}{also}"
+    weights = ""
+    if d.fit:
+        shown = ", ".join(f"{w:.4g}" for w in d.fit.weights)
+        weights = f"; fitted weights x1/T {shown} for items {', '.join(map(str, d.fit.counts))}"
+    return f"N={d.n}: {d.pattern} (step {d.step}): {d.detail}{weights}{also}"
 
 
 def print_result(result: RunResult, console: Console = out) -> None:
