@@ -97,7 +97,72 @@ def test_trainer_scenario_gates_ci_with_exit_code_json_and_junit(tmp_path):
     assert 'failures="0"' in xml.read_text()
     result = invoke("run", "trainer", *args, "--set", "expect.pre-fix=pass")
     assert result.exit_code == 1
-    assert 'failures="1"' in xml.read_text() and "pre-fix: fail, expected pass" in xml.read_text()
+    assert 'failures="2"' in xml.read_text()  # N=2 and N=4
+    assert "N=4 pre-fix: fail, expected pass" in xml.read_text()
+
+
+def _scenario_file(folder: Path, name: str, **extra) -> Path:
+    data = {"name": name, "device": "cpu", "steps": 1, "batch": {"accumulation": [2]}, **extra}
+    path = folder / f"{name}.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+def test_several_scenarios_run_in_turn_and_one_exit_code_covers_them(tmp_path):
+    _scenario_file(tmp_path, "good")
+    _scenario_file(tmp_path, "wrong", expect={"naive": "pass"})
+    out = tmp_path / "all.json"
+    result = invoke("run", str(tmp_path), "--json", str(out))
+    assert result.exit_code == 1, result.output
+    summary = result.output.split("summary")[1]
+    assert "good" in summary and "wrong" in summary and "naive N=2" in summary
+    assert "FAILED: 1/2 scenarios as expected (exit 1)" in result.output
+    saved = json.loads(out.read_text())
+    assert [r["scenario"]["name"] for r in saved["results"]] == ["good", "wrong"]
+    assert saved["exit_code"] == 1
+
+
+def test_a_scenario_that_cannot_run_is_exit_2_and_the_others_still_run(tmp_path):
+    good = _scenario_file(tmp_path, "good")
+    broken = _scenario_file(tmp_path, "broken", variants=["no_such_module:loss"])
+    result = invoke("run", str(broken), str(good))
+    assert result.exit_code == 2, result.output
+    assert "broken.yaml: could not run: variants: cannot import" in result.output
+    assert "OK: 2/2 variants as expected" in result.output  # good still ran
+    assert "1/2 scenarios as expected (exit 2)" in result.output
+
+
+def test_every_file_is_validated_before_anything_runs(tmp_path):
+    _scenario_file(tmp_path, "a", steps=0)
+    _scenario_file(tmp_path, "b", batch={"size": 7})
+    result = invoke("run", str(tmp_path))
+    assert result.exit_code == 2
+    errors = result.output.strip().splitlines()
+    assert len(errors) == 2 and "a.yaml: steps" in errors[0] and "b.yaml: batch" in errors[1]
+
+
+def test_a_saved_result_re_renders_in_every_format(tmp_path):
+    saved, md, png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
+    ran = invoke("run", *SMALL, "--json", str(saved), "--markdown", str(md), "--plot", str(png))
+    assert ran.exit_code == 0, ran.output
+    assert png.read_bytes().startswith(b"\x89PNG")
+    again = invoke("report", str(saved), "--format", "markdown")
+    assert again.exit_code == 0 and again.output == md.read_text()
+    table = invoke("report", str(saved))
+    assert "naive: FAIL, as expected" in table.output and "mean-of-means" in table.output
+    assert "<testcase" in invoke("report", str(saved), "-f", "junit").output
+    plotted = invoke("report", str(saved), "-f", "plot", "-o", str(tmp_path / "again.png"))
+    assert plotted.exit_code == 0 and (tmp_path / "again.png").read_bytes() == png.read_bytes()
+
+
+def test_report_errors_are_one_line(tmp_path):
+    not_json = tmp_path / "r.json"
+    not_json.write_text("name: x\n")
+    _one_line_error(invoke("report", str(not_json)), "r.json: not JSON (line 1, column 1")
+    old = tmp_path / "old.json"
+    old.write_text('{"schema_version": 1}')
+    _one_line_error(invoke("report", str(old)), "schema_version 1, but this gaverify reads 2")
+    _one_line_error(invoke("report", str(old), "-f", "plto"), "did you mean 'plot'")
 
 
 def test_trainer_backend_refuses_reference_only_settings():

@@ -15,7 +15,6 @@ from gaverify.results import GradientFit, Measurement
 from gaverify.runner import run_scenario
 from gaverify.variants import VARIANTS, Variant
 from gaverify.verdict import judge_row
-
 from tests.conftest import small_scenario
 
 B = 8
@@ -50,7 +49,9 @@ def _diagnoses(scenario):
 @pytest.mark.parametrize("mode", ["lockstep", "trajectory"])
 def test_each_broken_loop_is_named(broken, dtype, mode):
     names = ["naive", *BROKEN]
-    scenario = small_scenario(dtype=dtype, mode=mode, variants=names, batch={"accumulation": [2, 4]})
+    scenario = small_scenario(
+        dtype=dtype, mode=mode, variants=names, batch={"accumulation": [2, 4]}
+    )
     result, found = _diagnoses(scenario)
     for n in (2, 4):
         for name in names:

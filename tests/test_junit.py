@@ -1,21 +1,40 @@
-"""JUnit XML: one test case per variant, failures point at the steps."""
+"""JUnit XML: a test case per scenario x N x variant, read by a real JUnit parser."""
 
-import xml.etree.ElementTree as ET
+from junitparser import Failure, JUnitXml
 
 from gaverify.junit import junit_xml
 from gaverify.runner import run_scenario
 from tests.conftest import small_scenario
 
 
-def test_unmet_expectations_are_failures_naming_steps_and_metrics():
-    scenario = small_scenario(batch={"accumulation": [2]}, expect={"naive": "pass"})
+def _parsed(tmp_path, results):
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_xml(results))
+    return JUnitXml.fromfile(str(path))
+
+
+def test_every_group_is_a_case_and_unmet_ones_fail_with_steps_metrics_and_diagnosis(tmp_path):
+    scenario = small_scenario(batch={"accumulation": [2, 4]}, expect={"naive": "pass"})
     result = run_scenario(scenario)
-    suite = ET.fromstring(junit_xml(result)).find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
-    cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert cases["fixed"].find("failure") is None
-    failure = cases["naive"].find("failure")
-    assert failure.get("message").startswith("naive: fail, expected pass")
-    assert "step 1 N=2: fail (" in failure.text and "grad_rel_l2" in failure.text
-    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    (suite,) = list(_parsed(tmp_path, [result]))
+    assert (suite.name, suite.tests, suite.failures, suite.errors) == ("gaverify default", 4, 2, 0)
+    cases = {case.name: case for case in suite}
+    assert set(cases) == {"N=2 naive", "N=2 fixed", "N=4 naive", "N=4 fixed"}
+    assert cases["N=2 fixed"].is_passed
+    (failure,) = cases["N=4 naive"].result
+    assert isinstance(failure, Failure)
+    assert failure.message.startswith("N=4 naive: fail, expected pass; 2/2 rows over tolerance")
+    assert "step 1: fail (" in failure.text and "grad_rel_l2" in failure.text
+    assert "diagnosis: mean-of-means (step 1)" in failure.text
+    properties = {p.name: p.value for p in suite.properties()}
     assert properties["backend"] == "reference" and "transformers" in properties
+
+
+def test_several_scenarios_are_several_suites(tmp_path):
+    a = run_scenario(small_scenario(name="a", steps=1, batch={"accumulation": [2]}))
+    b = run_scenario(small_scenario(name="b", steps=1, batch={"accumulation": [2]}))
+    suites = list(_parsed(tmp_path, [a, b]))
+    assert [(s.name, s.tests, s.failures) for s in suites] == [
+        ("gaverify a", 2, 0),
+        ("gaverify b", 2, 0),
+    ]

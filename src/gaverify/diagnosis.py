@@ -124,7 +124,9 @@ PATTERNS.add(
         _rule(lambda c: [1 / len(c)] * len(c), "weights 1/(N*T): the gradient N times too small"),
     ),
 )
-PATTERNS.add("count-off", Pattern("weights 1/(T+k): the item count off by a constant k", _count_off))
+PATTERNS.add(
+    "count-off", Pattern("weights 1/(T+k): the item count off by a constant k", _count_off)
+)
 PATTERNS.add(
     "dropped-or-repeated",
     Pattern("some micro-batches weighted 0 or 2x the others", _dropped_or_repeated),

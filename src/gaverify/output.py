@@ -1,5 +1,5 @@
-"""Writing result files atomically: a temporary file, then a rename, so a
-reader never sees half a report and an interrupted write leaves no debris."""
+"""Writing files atomically: a temporary file, then a rename, so a reader
+never sees half a report and an interrupted write leaves no debris."""
 
 from __future__ import annotations
 
@@ -8,29 +8,26 @@ import tempfile
 from pathlib import Path
 
 from gaverify.errors import GaverifyError
-from gaverify.results import RunResult
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) to `path` via a temporary file in the same folder."""
     path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise GaverifyError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def write_json(result: RunResult, path: Path) -> None:
-    """The whole result as JSON (schema_version inside)."""
-    write_text_atomic(path, result.model_dump_json(indent=2) + "\n")
-
-
-def write_junit(result: RunResult, path: Path) -> None:
-    """One JUnit test case per variant (see junit.py)."""
-    from gaverify.junit import junit_xml
-
-    write_text_atomic(path, junit_xml(result))
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (see write_atomic)."""
+    write_atomic(path, text)

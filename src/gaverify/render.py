@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -18,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gaverify.backends import Progress
-from gaverify.results import Diagnosis, Row, RunResult, VariantSummary
+from gaverify.results import Diagnosis, Row, RunResult, RunSet, VariantSummary
 
 # Rich falls back to 80 columns when stdout is not a terminal; reports piped
 # to a file or a CI log get 100, so the trajectory table does not wrap.
@@ -158,6 +159,50 @@ def print_result(result: RunResult, console: Console = out) -> None:
     )
 
 
+def print_results(runset: RunSet, console: Console = out) -> None:
+    """Every result of a run set, then the summary when there are several."""
+    for result in runset.results:
+        print_result(result, console)
+    if len(runset.results) + len(runset.errors) > 1:
+        print_summary(runset, console)
+
+
+def print_text(text: str, console: Console = out) -> None:
+    """Text as it is (a report on stdout): no markup, no wrapping."""
+    console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_run_error(label: str, exc: Exception) -> None:
+    """A scenario of several that could not run (the others go on)."""
+    lines = exc.lines() if hasattr(exc, "lines") else [str(exc)]
+    print_error([f"{label}: could not run: {line}" for line in lines])
+
+
+def print_summary(runset: RunSet, console: Console = out) -> None:
+    """The closing table of a multi-scenario run: one line per scenario."""
+    table = Table(title="summary", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("scenario", "backend", "variants as expected", "failing groups", "time", "exit"):
+        table.add_column(header)
+    for r in runset.results:
+        failing = [f"{g.variant} N={g.n}" for g in r.groups if not g.met]
+        table.add_row(
+            escape(r.scenario["name"]),
+            r.scenario["backend"],
+            f"{sum(s.met for s in r.variants)}/{len(r.variants)}",
+            escape(", ".join(failing)) or "-",
+            f"{r.timings['total_s']:.1f} s",
+            f"[{_STYLE['pass' if r.ok else 'fail']}]{r.exit_code}[/]",
+        )
+    for e in runset.errors:
+        table.add_row(escape(e.scenario), "-", "-", escape(e.message), "-", "[bold magenta]2[/]")
+    console.print(table)
+    ok = "[bold green]OK[/]" if runset.exit_code == 0 else "[bold red]FAILED[/]"
+    console.print(
+        f"{ok}: {sum(r.ok for r in runset.results)}/{len(runset.results) + len(runset.errors)} "
+        f"scenarios as expected (exit {runset.exit_code})"
+    )
+
+
 def print_yaml(data: dict[str, Any], console: Console = out) -> None:
     """A resolved scenario as YAML (what `validate` shows)."""
     import yaml
@@ -210,7 +255,11 @@ class ProgressBar(Progress):
         self._t0 = time.monotonic()
 
     def start(self, total: int) -> None:
-        self._total, self._done, self._t0 = total, 0, time.monotonic()
+        self._total, self._done = total, 0
+        if self._bar is None:
+            self._t0 = time.monotonic()
+        else:  # a second phase (calibration, then the run) reuses the bar
+            self._bar.update(self._task, total=total, completed=0)
 
     def advance(self, label: str = "") -> None:
         self._done += 1
@@ -229,3 +278,12 @@ class ProgressBar(Progress):
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+    def printing(self, show: Callable[..., None]) -> Callable[..., None]:
+        """`show`, run with the bar taken down first (it would garble the text)."""
+
+        def shown(*args: Any) -> None:
+            self.close()
+            show(*args)
+
+        return shown

@@ -99,8 +99,9 @@ class Diagnosis(BaseModel):
     n: int
     variant: str
     step: int
-    pattern: str = Field(description="a diagnosis.PATTERNS name, logged-loss, non-finite "
-                         "or unrecognised")
+    pattern: str = Field(
+        description="a diagnosis.PATTERNS name, logged-loss, non-finite or unrecognised"
+    )
     detail: str
     also: list[str] = Field(default_factory=list, description="other patterns that fit too")
     fit: GradientFit | None = None
@@ -159,6 +160,7 @@ class RunResult(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     gaverify_version: str
+    command: str | None = Field(None, description="the command line that ran it, when known")
     scenario: dict[str, Any]
     environment: dict[str, str]
     device: str
@@ -177,3 +179,23 @@ class RunResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+
+class RunError(BaseModel):
+    """A scenario of a multi-scenario run that could not run, and why."""
+
+    scenario: str
+    message: str
+
+
+class RunSet(BaseModel):
+    """Several scenarios run by one command: their results, the ones that
+    could not run, and the one exit code that covers them all."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    schema_version: int = SCHEMA_VERSION
+    gaverify_version: str
+    results: list[RunResult]
+    errors: list[RunError] = Field(default_factory=list)
+    exit_code: int

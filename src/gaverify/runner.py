@@ -1,20 +1,22 @@
 """The package's front door: run a scenario and judge it.
 
-`run_scenario` is what `gaverify run` calls: calibrate the tolerances when
+`run_scenario` is what `gaverify run` calls for each scenario: calibrate the tolerances when
 asked (`tolerance: auto`), let the backend measure, judge the measurements,
 diagnose what failed, and return a complete RunResult. It prints nothing;
-rendering is render.py's job.
+rendering is render.py's job. `run_scenarios` runs several in turn.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 import gaverify
 from gaverify import envinfo
 from gaverify.backends import Progress, load_backend
 from gaverify.diagnosis import diagnose
-from gaverify.results import RunResult
+from gaverify.errors import EXIT_EXPECTATION_FAILED, EXIT_OK, EXIT_USAGE, GaverifyError
+from gaverify.results import RunError, RunResult, RunSet
 from gaverify.scenario import Scenario
 from gaverify.verdict import discrimination_warnings, exit_code, judge_row, summarise
 
@@ -47,4 +49,38 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
         diagnoses=diagnose(rows, trace.fits, scenario.dtype),
         exit_code=exit_code(groups),
         timings={"total_s": round(time.perf_counter() - started, 3)},
+    )
+
+
+def run_scenarios(
+    scenarios: Sequence[tuple[str, Scenario]],
+    progress: Progress | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    on_error: Callable[[str, GaverifyError], None] | None = None,
+    command: str | None = None,
+) -> RunSet:
+    """Run each (label, scenario) in turn. A scenario that cannot run (a
+    GaverifyError: missing device, failing user code, ...) is recorded and
+    the rest still run. Exit code: 2 if any could not run, else 1 if any
+    missed its expectations, else 0."""
+    results, errors = [], []
+    for label, scenario in scenarios:
+        try:
+            result = run_scenario(scenario, progress)
+        except GaverifyError as exc:
+            if on_error is None:
+                raise
+            errors.append(RunError(scenario=label, message="; ".join(exc.lines())))
+            on_error(label, exc)
+            continue
+        result.command = command
+        results.append(result)
+        if on_result:
+            on_result(result)
+    if errors:
+        code = EXIT_USAGE
+    else:
+        code = EXIT_OK if all(r.ok for r in results) else EXIT_EXPECTATION_FAILED
+    return RunSet(
+        gaverify_version=gaverify.__version__, results=results, errors=errors, exit_code=code
     )

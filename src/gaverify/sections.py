@@ -160,6 +160,7 @@ class BatchSpec(Section):
         default_factory=lambda: [2, 4, 8],
         min_length=1,
         description="accumulation steps N to compare; B/N samples per micro-batch",
+        validate_default=True,  # the default [2, 4, 8] must divide a user's batch.size too
     )
 
     @field_validator("accumulation")

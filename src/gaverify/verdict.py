@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from gaverify.errors import EXIT_EXPECTATION_FAILED, EXIT_OK
 from gaverify.compare import GradComparison
+from gaverify.errors import EXIT_EXPECTATION_FAILED, EXIT_OK
 from gaverify.results import GroupSummary, Measurement, Row, VariantSummary
 from gaverify.scenario import Scenario, Tolerance
 

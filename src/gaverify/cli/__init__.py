@@ -12,6 +12,7 @@ from gaverify import __version__
 from gaverify.cli.env import env
 from gaverify.cli.init import init
 from gaverify.cli.listing import list_
+from gaverify.cli.report import report
 from gaverify.cli.run import run
 from gaverify.cli.validate import validate
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command()(run)
 app.command()(validate)
 app.command()(init)
+app.command()(report)
 app.command(name="list")(list_)
 app.command()(env)
 

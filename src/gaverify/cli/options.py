@@ -15,6 +15,15 @@ ScenarioArg = Annotated[
         show_default=False,
     ),
 ]
+ScenariosArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Scenario files, folders of them, or names of bundled scenarios (see "
+        "`gaverify list`); several run in turn and end with a summary. Omitted: the "
+        "built-in default scenario.",
+        show_default=False,
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -38,7 +47,25 @@ JsonOpt = Annotated[
 JunitOpt = Annotated[
     Path | None,
     typer.Option(
-        "--junit", help="Write a JUnit XML report (one test per variant) for CI.", dir_okay=False
+        "--junit",
+        help="Write a JUnit XML report for CI (a test per scenario x N x variant).",
+        dir_okay=False,
+    ),
+]
+MarkdownOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--markdown",
+        help="Write a Markdown bug report (environment, scenario, table, diagnosis, command).",
+        dir_okay=False,
+    ),
+]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        help="Write a PNG of loss curves and divergence per step (one per scenario).",
+        dir_okay=False,
     ),
 ]
 QuietOpt = Annotated[

@@ -1,6 +1,10 @@
-"""`gaverify run`: verify a scenario and exit 0/1 on its expectations."""
+"""`gaverify run`: verify scenarios and exit 0/1 on their expectations (2: could not run)."""
 
 from __future__ import annotations
+
+import os
+import shlex
+import sys
 
 import typer
 
@@ -10,37 +14,57 @@ from gaverify.cli.options import (
     DeviceOpt,
     JsonOpt,
     JunitOpt,
+    MarkdownOpt,
+    PlotOpt,
     QuietOpt,
-    ScenarioArg,
+    ScenariosArg,
     SetOpt,
 )
 
 
 @friendly_errors
 def run(
-    scenario: ScenarioArg = None,
+    scenarios: ScenariosArg = None,
     set_: SetOpt = None,
     device: DeviceOpt = None,
     json_path: JsonOpt = None,
     junit_path: JunitOpt = None,
+    markdown_path: MarkdownOpt = None,
+    plot_path: PlotOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run full-batch vs accumulated training and judge every step."""
     from gaverify import render
-    from gaverify.cli.scenarios import load
-    from gaverify.output import write_json, write_junit
-    from gaverify.runner import run_scenario
+    from gaverify.cli.scenarios import load_all
+    from gaverify.reports import write_report
+    from gaverify.runner import run_scenarios
 
-    spec = load(scenario, set_, device)
+    specs = load_all(scenarios, set_, device)
     bar = render.ProgressBar(enabled=not quiet)
+    alone = len(specs) == 1 or debug  # then an error is the command's error
     try:
-        result = run_scenario(spec, bar)
+        runset = run_scenarios(
+            specs,
+            bar,
+            on_result=bar.printing(render.print_result),
+            on_error=None if alone else bar.printing(render.print_run_error),
+            command=_command_line(),
+        )
     finally:
         bar.close()
-    render.print_result(result)
-    if json_path:
-        write_json(result, json_path)
-    if junit_path:
-        write_junit(result, junit_path)
-    raise typer.Exit(result.exit_code)
+    if len(specs) > 1:
+        render.print_summary(runset)
+    reports = {"json": json_path, "junit": junit_path, "markdown": markdown_path, "plot": plot_path}
+    for fmt, path in reports.items():
+        for written in write_report(fmt, runset, path) if path else []:
+            if written != path:  # a name derived for one of several scenarios
+                render.print_notice(f"wrote {written}")
+    raise typer.Exit(runset.exit_code)
+
+
+def _command_line() -> str | None:
+    """The command as typed (for reports), when gaverify is the running program."""
+    if not os.path.basename(sys.argv[0]).startswith("gaverify"):
+        return None
+    return shlex.join(["gaverify", *sys.argv[1:]])

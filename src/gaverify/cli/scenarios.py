@@ -1,8 +1,11 @@
-"""Turning a command line's scenario argument and overrides into a Scenario."""
+"""Turning a command line's scenario arguments and overrides into Scenarios."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gaverify.bundled import resolve
+from gaverify.errors import GaverifyError, ScenarioError
 from gaverify.loading import load_scenario
 from gaverify.scenario import Scenario
 
@@ -13,3 +16,33 @@ def load(arg: str | None, overrides: list[str] | None, device: str | None = None
     if device:
         overrides.append(f"device={device}")
     return load_scenario(resolve(arg) if arg else None, overrides)
+
+
+def _expand(args: list[str]) -> list[str | None]:
+    """Folders become the *.yaml files in them (sorted); no argument is the default."""
+    out: list[str | None] = []
+    for arg in args:
+        if Path(arg).is_dir():
+            found = sorted(str(p) for p in Path(arg).glob("*.yaml"))
+            if not found:
+                raise ScenarioError(arg, ["no *.yaml scenario files in this folder"])
+            out += found
+        else:
+            out.append(arg)
+    return out or [None]
+
+
+def load_all(
+    args: list[str] | None, overrides: list[str] | None, device: str | None = None
+) -> list[tuple[str, Scenario]]:
+    """(label, scenario) for every scenario the arguments name. All are
+    validated before any runs, and every problem of every file is reported."""
+    loaded, problems = [], []
+    for arg in _expand(list(args or [])):
+        try:
+            loaded.append((arg or "default", load(arg, overrides, device)))
+        except GaverifyError as exc:
+            problems += exc.lines()
+    if problems:
+        raise GaverifyError("\n".join(problems))
+    return loaded
