@@ -165,6 +165,18 @@ def test_report_errors_are_one_line(tmp_path):
     _one_line_error(invoke("report", str(old), "-f", "plto"), "did you mean 'plot'")
 
 
+@pytest.mark.parametrize("backend", ["reference", "trainer"])
+def test_layers_shows_the_parameters_diverging_most(backend, tmp_path):
+    md = tmp_path / "r.md"
+    args = [*SMALL, "--set", f"backend={backend}", "--layers", "2", "--markdown", str(md)]
+    result = invoke("run", *args)
+    assert result.exit_code == 0, result.output
+    view = result.output.split("layers diverging most")[1]
+    assert "model.layers.0." in view or "lm_head" in view or "model.norm" in view
+    assert "## Layers diverging most" in md.read_text()
+    assert "layers diverging most" not in invoke("run", *SMALL).output  # only on request
+
+
 def test_trainer_backend_refuses_reference_only_settings():
     result = invoke("run", "trainer", "--set", "mode=lockstep")
     _one_line_error(result, "mode", "backend 'trainer' runs trajectory")

@@ -47,3 +47,17 @@ def test_nan_propagates():
 def test_max_abs_difference():
     assert max_abs_difference([t(1.0, 2.0), t(0.5)], [t(1.0, 2.25), t(0.0)]) == 0.5
     assert math.isnan(max_abs_difference([t(1.0)], [t(float("nan"))]))
+
+
+def test_top_layers_rank_parameters_by_relative_gradient_error():
+    import torch
+
+    from gaverify.compare import compare_gradients, top_layers
+
+    ref = [torch.tensor([1.0, 0.0]), torch.tensor([10.0]), torch.tensor([0.0]), None]
+    got = [torch.tensor([1.0, 0.5]), torch.tensor([11.0]), torch.tensor([0.0]), None]
+    comparison = compare_gradients(ref, got)
+    top = top_layers(["a", "b", "c", "d"], comparison, 2)
+    assert [t["name"] for t in top] == ["a", "b"]
+    assert top[0]["rel_l2"] == 0.5 and top[1]["rel_l2"] == 0.1
+    assert (top[1]["norm_full"], top[1]["norm_ga"]) == (10.0, 11.0)

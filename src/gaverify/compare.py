@@ -17,6 +17,8 @@ class GradComparison:
     norm_got: float
     rel_l2: float  # |got - ref| / |ref|
     cosine: float
+    # per parameter tensor, in order: (|ref|, |got|, |got - ref|), for the layer view
+    per_tensor: tuple[tuple[float, float, float], ...] = ()
 
 
 def trainable(model: Any) -> list[Any]:
@@ -38,15 +40,17 @@ def snapshot(tensors: list[Any]) -> list[Any]:
 def compare_gradients(ref: list[Any], got: list[Any]) -> GradComparison:
     """Norms, relative L2 error and cosine similarity of two gradient lists."""
     aa = bb = ab = dd = 0.0
+    per_tensor = []
     for a, b in zip(ref, got, strict=True):
         if a is None and b is None:
+            per_tensor.append((0.0, 0.0, 0.0))
             continue
         a = b.new_zeros(()) if a is None else a.double()
         b = a.new_zeros(()) if b is None else b.double()
-        aa += float((a * a).sum())
-        bb += float((b * b).sum())
+        a2, b2, d2 = float((a * a).sum()), float((b * b).sum()), float(((a - b) ** 2).sum())
+        aa, bb, dd = aa + a2, bb + b2, dd + d2
         ab += float((a * b).sum())
-        dd += float(((a - b) ** 2).sum())
+        per_tensor.append((math.sqrt(a2), math.sqrt(b2), math.sqrt(d2)))
     na, nb, nd = math.sqrt(aa), math.sqrt(bb), math.sqrt(dd)
     if na > 0:
         rel = nd / na
@@ -56,7 +60,25 @@ def compare_gradients(ref: list[Any], got: list[Any]) -> GradComparison:
         cosine = ab / (na * nb)
     else:
         cosine = 1.0 if na == nb == 0 else 0.0
-    return GradComparison(norm_ref=na, norm_got=nb, rel_l2=rel, cosine=cosine)
+    return GradComparison(
+        norm_ref=na, norm_got=nb, rel_l2=rel, cosine=cosine, per_tensor=tuple(per_tensor)
+    )
+
+
+def trainable_names(model: Any) -> list[str]:
+    """The names of `trainable(model)`, in the same order."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def top_layers(names: list[str], comparison: GradComparison, k: int) -> list[dict[str, Any]]:
+    """The `k` parameters whose gradients diverge most, by relative L2 error
+    (a parameter with no reference gradient but some divergence ranks first)."""
+    rows = []
+    for name, (ref, got, diff) in zip(names, comparison.per_tensor, strict=True):
+        rel = diff / ref if ref else (math.inf if diff else 0.0)
+        rows.append({"name": name, "rel_l2": rel, "norm_full": ref, "norm_ga": got})
+    rows.sort(key=lambda r: -r["rel_l2"])
+    return rows[:k]
 
 
 def max_abs_difference(a: list[Any], b: list[Any]) -> float:

@@ -89,6 +89,26 @@ def _diagnoses(result: RunResult) -> list[str]:
     return lines
 
 
+def _layers(result: RunResult) -> list[str]:
+    from gaverify.render import worst_layer_rows  # the same choice of rows as the terminal
+
+    rows = [
+        [
+            f"`{row.variant}`",
+            str(row.n),
+            str(row.step),
+            f"`{layer.name}`",
+            _sci(layer.rel_l2),
+            f"{layer.norm_full:.3g}",
+            f"{layer.norm_ga:.3g}",
+        ]  # fmt: skip
+        for row in worst_layer_rows(result)
+        for layer in row.layers or []
+    ]
+    header = ["variant", "N", "step", "parameter", "rel-L2", "‖g‖ full", "‖g‖ GA"]
+    return [] if not rows else ["", "## Layers diverging most", "", *_table(header, rows)]
+
+
 def _tolerances(result: RunResult) -> list[str]:
     cal = result.calibration
     header = ["metric", "meaning", "tolerance"] + (["measured noise"] if cal else [])
@@ -139,7 +159,7 @@ def markdown_report(result: RunResult) -> str:
     )
     parts = [title, "", question, "", "## Verdict", "", *_verdicts(result)]
     parts += ["", "## Diagnosis", "", *_diagnoses(result)]
-    parts += ["", "## Per step", "", *_measurements(result)]
+    parts += ["", "## Per step", "", *_measurements(result), *_layers(result)]
     if result.warnings or result.notes:
         parts += ["", "## Notes", ""]
         parts += [f"- **warning**: {w}" for w in result.warnings] + [f"- {n}" for n in result.notes]

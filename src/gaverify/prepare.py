@@ -103,6 +103,13 @@ class Setup:
         """The model's parameter count."""
         return sum(p.numel() for p in self.built.model.parameters())
 
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the trainable parameters, in gradient order."""
+        from gaverify.compare import trainable_names
+
+        return trainable_names(self.built.model)
+
     def run_notes(self) -> list[str]:
         """What every report of this run should say about its set-up."""
         scenario = self.scenario

@@ -93,6 +93,40 @@ def result_table(result: RunResult) -> Table:
     return table
 
 
+def worst_layer_rows(result: RunResult) -> list[Row]:
+    """Per (N, variant), its row with the largest gradient divergence, where
+    the layer view was recorded (scenario field `layers`)."""
+    worst: dict[tuple[int, str], Row] = {}
+    for row in result.rows:
+        key = (row.n, row.variant)
+        if row.layers and (key not in worst or row.grad_rel_l2 > worst[key].grad_rel_l2):
+            worst[key] = row
+    return list(worst.values())
+
+
+def layer_table(result: RunResult) -> Table:
+    """The layer view: the parameters whose gradients diverge most, at each
+    (N, variant)'s worst step."""
+    table = Table(title="layers diverging most (worst step of each N x variant)",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))  # fmt: skip
+    for header in ("variant", "N", "step", "parameter", "rel-L2", "|g| full", "|g| GA"):
+        table.add_column(header, no_wrap=header != "parameter")
+    for row in worst_layer_rows(result):
+        for i, layer in enumerate(row.layers or []):
+            first = i == 0
+            table.add_row(
+                escape(_short(row.variant)) if first else "",
+                str(row.n) if first else "",
+                str(row.step) if first else "",
+                escape(layer.name),
+                _sci(layer.rel_l2),
+                f"{layer.norm_full:.3g}",
+                f"{layer.norm_ga:.3g}",
+            )
+        table.add_section()
+    return table
+
+
 def summary_lines(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]) -> list[str]:
     """A few lines per variant: verdict against expectation, the headline
     figures (worst gradient and loss divergence), the metrics over tolerance."""
@@ -142,6 +176,8 @@ def print_result(result: RunResult, console: Console = out) -> None:
     for note in result.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
     console.print(result_table(result))
+    if worst_layer_rows(result):
+        console.print(layer_table(result))
     for warning in result.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if result.calibration:

@@ -35,6 +35,17 @@ def _rel(diff: float, ref: float) -> float:
     return diff / abs(ref)
 
 
+class LayerDivergence(BaseModel):
+    """One parameter's gradient against the full batch's (the layer view)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    name: str
+    rel_l2: float
+    norm_full: float
+    norm_ga: float
+
+
 class Measurement(BaseModel):
     """One step x N x variant: the accumulated run against the full batch."""
 
@@ -52,6 +63,9 @@ class Measurement(BaseModel):
     grad_rel_l2: float
     grad_cosine: float
     param_max_abs: float | None = None
+    layers: list[LayerDivergence] | None = Field(
+        None, description="the parameters diverging most (scenario field `layers`)"
+    )
 
     @computed_field
     @property

@@ -71,6 +71,9 @@ class Scenario(Section):
     )
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     tolerance: Tolerance = Field(default_factory=Tolerance)
+    layers: int = Field(
+        0, ge=0, description="show the k parameters whose gradients diverge most (0: off)"
+    )
     expect: dict[str, Verdict] = Field(
         default_factory=dict,
         description="verdict per variant; unlisted variants expect their usual verdict",

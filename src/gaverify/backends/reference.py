@@ -27,6 +27,7 @@ from gaverify.compare import (
     gradients,
     max_abs_difference,
     snapshot,
+    top_layers,
     trainable,
 )
 from gaverify.optim import build_optimizer
@@ -84,7 +85,8 @@ def _optimizer(scenario: Scenario, model: Any):
     return build_optimizer(scenario.optimizer, trainable(model))
 
 
-def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
+def _measure(setup, step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
+    k = setup.scenario.layers
     return Measurement(
         step=step,
         n=n,
@@ -98,6 +100,7 @@ def _measure(step, n, variant, counts, ref_loss, loss, comparison, param_diff=No
         grad_rel_l2=comparison.rel_l2,
         grad_cosine=comparison.cosine,
         param_max_abs=param_diff,
+        layers=top_layers(setup.parameter_names, comparison, k) if k else None,
     )
 
 
@@ -118,7 +121,7 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
             comparison = compare_gradients(ref_grads, gradients(model))
             if fitter.wants(n, name, comparison):
                 fitter.fit(step, n, name, model, gradients(model))
-            out.append(_measure(step, n, name, counts, ref_loss, loss, comparison))
+            out.append(_measure(setup, step, n, name, counts, ref_loss, loss, comparison))
             progress.advance(f"step {step} N={n} {name}")
         for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
@@ -150,6 +153,6 @@ def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Me
                 fitter.fit(step, n, name, twin, gradients(twin))
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
-            out.append(_measure(step, n, name, counts, ref_loss, loss, comparison, diff))
+            out.append(_measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
             progress.advance(f"step {step} N={n} {name}")
     return out

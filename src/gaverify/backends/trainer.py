@@ -42,6 +42,7 @@ from gaverify.compare import (
     gradients,
     max_abs_difference,
     snapshot,
+    top_layers,
     trainable,
 )
 from gaverify.errors import GaverifyError
@@ -160,7 +161,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             ref, keep = refs[variant.reference]
             watch = _Compare(keep, fitter, n, name)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
-            measurements += _measure(n, name, counts[n], ref, got, watch)
+            measurements += _measure(setup, n, name, counts[n], ref, got, watch)
             notes += got.notes
     finally:
         transformers.logging.set_verbosity(verbosity)
@@ -251,8 +252,9 @@ def _item_counts(setup: Setup, n: int) -> list[list[int]]:
 
 
 def _measure(
-    n: int, name: str, step_counts: list[list[int]], ref: _Run, got: _Run, watch: _Compare
+    setup: Setup, n: int, name: str, step_counts: list[list[int]], ref: _Run, got: _Run, watch
 ) -> list[Measurement]:
+    k, names = setup.scenario.layers, setup.parameter_names
     out = []
     for step, counts in enumerate(step_counts):
         comparison = watch.comparisons[step]
@@ -271,6 +273,7 @@ def _measure(
                 grad_rel_l2=comparison.rel_l2,
                 grad_cosine=comparison.cosine,
                 param_max_abs=watch.param_diffs[step],
+                layers=top_layers(names, comparison, k) if k else None,
             )
         )
     return out

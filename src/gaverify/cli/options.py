@@ -40,6 +40,15 @@ DeviceOpt = Annotated[
         "--device", help="cpu, cuda or auto (shorthand for --set device=...).", show_default=False
     ),
 ]
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        min=1,
+        help="Show the K parameters whose gradients diverge most (shorthand for --set layers=K).",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="Write every number of the run to this JSON file.", dir_okay=False),

@@ -14,6 +14,7 @@ from gaverify.cli.options import (
     DeviceOpt,
     JsonOpt,
     JunitOpt,
+    LayersOpt,
     MarkdownOpt,
     PlotOpt,
     QuietOpt,
@@ -27,6 +28,7 @@ def run(
     scenarios: ScenariosArg = None,
     set_: SetOpt = None,
     device: DeviceOpt = None,
+    layers: LayersOpt = None,
     json_path: JsonOpt = None,
     junit_path: JunitOpt = None,
     markdown_path: MarkdownOpt = None,
@@ -40,7 +42,7 @@ def run(
     from gaverify.reports import write_report
     from gaverify.runner import run_scenarios
 
-    specs = load_all(scenarios, set_, device)
+    specs = load_all(scenarios, set_, device=device, layers=layers)
     bar = render.ProgressBar(enabled=not quiet)
     alone = len(specs) == 1 or debug  # then an error is the command's error
     try:

@@ -10,11 +10,11 @@ from gaverify.loading import load_scenario
 from gaverify.scenario import Scenario
 
 
-def load(arg: str | None, overrides: list[str] | None, device: str | None = None) -> Scenario:
-    """The scenario a command names (file, bundled name or none), overridden."""
+def load(arg: str | None, overrides: list[str] | None, **shorthands: object) -> Scenario:
+    """The scenario a command names (file, bundled name or none), overridden;
+    `shorthands` are options such as --device that stand for --set field=value."""
     overrides = list(overrides or [])
-    if device:
-        overrides.append(f"device={device}")
+    overrides += [f"{key}={value}" for key, value in shorthands.items() if value is not None]
     return load_scenario(resolve(arg) if arg else None, overrides)
 
 
@@ -33,14 +33,14 @@ def _expand(args: list[str]) -> list[str | None]:
 
 
 def load_all(
-    args: list[str] | None, overrides: list[str] | None, device: str | None = None
+    args: list[str] | None, overrides: list[str] | None, **shorthands: object
 ) -> list[tuple[str, Scenario]]:
     """(label, scenario) for every scenario the arguments name. All are
     validated before any runs, and every problem of every file is reported."""
     loaded, problems = [], []
     for arg in _expand(list(args or [])):
         try:
-            loaded.append((arg or "default", load(arg, overrides, device)))
+            loaded.append((arg or "default", load(arg, overrides, **shorthands)))
         except GaverifyError as exc:
             problems += exc.lines()
     if problems:
