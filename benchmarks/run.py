@@ -41,6 +41,8 @@ def cli_table(repeat: int) -> Table:
         ["validate", "quickstart"],
         ["run", "quickstart"],
         ["run", "quickstart", "--set", "mode=trajectory"],
+        ["run", "quickstart", "--set", "tolerance=auto"],
+        ["run", "trainer", "--set", "tolerance=auto"],
     ]
     for args in commands:
         runs = [timed([GAVERIFY, *args]) for _ in range(repeat)]
@@ -82,6 +84,39 @@ def noise_table() -> Table:
     return table
 
 
+def diagnosis_table() -> Table:
+    """What the diagnosis costs: time spent fitting diverging gradients
+    (micro-batch backward passes and sketches) within whole runs."""
+    from gaverify import sketch
+    from gaverify.loading import load_scenario
+    from gaverify.runner import run_scenario
+
+    spent = [0.0]
+    fit = sketch.GradientFitter.fit
+
+    def timed_fit(self, *args, **kwargs):
+        start = time.perf_counter()
+        fit(self, *args, **kwargs)
+        spent[0] += time.perf_counter() - start
+
+    table = Table(title="diagnosis cost (in-process)", title_justify="left")
+    for col in ["scenario", "parameters", "diagnoses", "run s", "fitting s"]:
+        table.add_column(col, justify="right")
+    sketch.GradientFitter.fit = timed_fit
+    try:
+        for name in ["quickstart", "trainer-masked-lm", "pretrained-bert"]:
+            spent[0] = 0.0
+            scenario = load_scenario(ROOT / f"scenarios/{name}.yaml", [])
+            start = time.perf_counter()
+            result = run_scenario(scenario)
+            total = time.perf_counter() - start
+            table.add_row(name, f"{result.parameters:,}", str(len(result.diagnoses)),
+                          f"{total:.2f}", f"{spent[0]:.2f}")  # fmt: skip
+    finally:
+        sketch.GradientFitter.fit = fit
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -92,6 +127,7 @@ def main() -> None:
     )
     console.print(cli_table(args.repeat))
     console.print(noise_table())
+    console.print(diagnosis_table())
 
 
 if __name__ == "__main__":
