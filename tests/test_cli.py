@@ -141,6 +141,14 @@ def test_every_file_is_validated_before_anything_runs(tmp_path):
     assert len(errors) == 2 and "a.yaml: steps" in errors[0] and "b.yaml: batch" in errors[1]
 
 
+def test_list_and_report_do_not_import_torch(tmp_path):
+    saved = tmp_path / "r.json"
+    assert invoke("run", *SMALL, "--json", str(saved)).exit_code == 0
+    for argv in (["list"], ["report", str(saved), "-f", "markdown"], ["report", str(saved)]):
+        proc = _no_torch_after(argv)
+        assert proc.returncode == 0, proc.stderr
+
+
 def test_a_saved_result_re_renders_in_every_format(tmp_path):
     saved, md, png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
     ran = invoke("run", *SMALL, "--json", str(saved), "--markdown", str(md), "--plot", str(png))

@@ -122,3 +122,9 @@ def test_a_loss_only_divergence_is_the_logged_loss():
 def test_non_finite_rows_are_not_fitted():
     (d,) = diagnose([_row(grad_rel_l2=math.nan)], [], "float32")
     assert d.pattern == "non-finite"
+
+
+def test_a_zero_count_micro_batch_matches_no_rule_that_divides_by_it():
+    # 1/(N*T_i) is undefined for T_i = 0; the weights must not match it by accident.
+    pattern, _, also = name_weights(_fit([0.7, 1.9], [0, 5]), PRECISION["float32"])
+    assert pattern == "unrecognised" and also == []

@@ -38,14 +38,12 @@ def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Sce
     """The scenario with every unset tolerance measured, and how it was set."""
     from gaverify.backends.reference import run
 
-    mode = scenario.mode if scenario.mode in ("lockstep", "trajectory") else "trajectory"
     never = Tolerance(**{m: math.inf for m in METRICS})  # no diagnosis fits while calibrating
     probe = scenario.model_copy(
         update={
             "backend": "reference",
             "variants": ["fixed-reordered"],
             "expect": {},
-            "mode": mode,
             "tolerance": never,
         }
     )

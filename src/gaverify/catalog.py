@@ -7,7 +7,9 @@ from gaverify.backends import BACKENDS
 from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.bundled import bundled
 from gaverify.data import ROW_READERS
+from gaverify.diagnosis import PATTERNS
 from gaverify.optim import OPTIMIZERS
+from gaverify.reports import FORMATS
 from gaverify.synthetic import LENGTHS
 from gaverify.tasks import TASKS
 from gaverify.variants import VARIANTS
@@ -40,4 +42,10 @@ def catalog() -> dict[str, list[tuple[str, str]]]:
         "modes (mode)": MODES,
         "optimizers (optimizer.name)": OPTIMIZERS.described(),
         "backends (backend)": BACKENDS.described(),
+        "diagnosis patterns (how a failing variant's fitted weights are named)": [
+            *PATTERNS.described(),
+            ("logged-loss", "the gradient passes, the logged loss does not (e.g. xN)"),
+            ("unrecognised", "no pattern fits: the fitted weights are shown, never a guess"),
+        ],
+        "report formats (run --FORMAT PATH, report -f FORMAT)": FORMATS.described(),
     }

@@ -37,6 +37,8 @@ class Pattern:
 
 
 def _close(got: Sequence[float], want: Sequence[float], precision: float) -> bool:
+    if not all(math.isfinite(w) for w in want):  # a pattern undefined here (a zero count)
+        return False
     scale = max(1.0, *(abs(w) for w in want))
     return all(abs(g - w) <= precision * scale for g, w in zip(got, want, strict=True))
 
