@@ -90,8 +90,6 @@ def _diagnoses(result: RunResult) -> list[str]:
 
 
 def _layers(result: RunResult) -> list[str]:
-    from gaverify.render import worst_layer_rows  # the same choice of rows as the terminal
-
     rows = [
         [
             f"`{row.variant}`",
@@ -102,7 +100,7 @@ def _layers(result: RunResult) -> list[str]:
             f"{layer.norm_full:.3g}",
             f"{layer.norm_ga:.3g}",
         ]  # fmt: skip
-        for row in worst_layer_rows(result)
+        for row in result.worst_layer_rows()
         for layer in row.layers or []
     ]
     header = ["variant", "N", "step", "parameter", "rel-L2", "‖g‖ full", "‖g‖ GA"]

@@ -93,17 +93,6 @@ def result_table(result: RunResult) -> Table:
     return table
 
 
-def worst_layer_rows(result: RunResult) -> list[Row]:
-    """Per (N, variant), its row with the largest gradient divergence, where
-    the layer view was recorded (scenario field `layers`)."""
-    worst: dict[tuple[int, str], Row] = {}
-    for row in result.rows:
-        key = (row.n, row.variant)
-        if row.layers and (key not in worst or row.grad_rel_l2 > worst[key].grad_rel_l2):
-            worst[key] = row
-    return list(worst.values())
-
-
 def layer_table(result: RunResult) -> Table:
     """The layer view: the parameters whose gradients diverge most, at each
     (N, variant)'s worst step."""
@@ -111,7 +100,7 @@ def layer_table(result: RunResult) -> Table:
                   title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))  # fmt: skip
     for header in ("variant", "N", "step", "parameter", "rel-L2", "|g| full", "|g| GA"):
         table.add_column(header, no_wrap=header != "parameter")
-    for row in worst_layer_rows(result):
+    for row in result.worst_layer_rows():
         for i, layer in enumerate(row.layers or []):
             first = i == 0
             table.add_row(
@@ -176,7 +165,7 @@ def print_result(result: RunResult, console: Console = out) -> None:
     for note in result.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
     console.print(result_table(result))
-    if worst_layer_rows(result):
+    if result.worst_layer_rows():
         console.print(layer_table(result))
     for warning in result.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")

@@ -194,6 +194,16 @@ class RunResult(BaseModel):
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    def worst_layer_rows(self) -> list[Row]:
+        """Per (N, variant), its row with the largest gradient divergence among
+        those with a layer view (scenario field `layers`): what reports show."""
+        worst: dict[tuple[int, str], Row] = {}
+        for row in self.rows:
+            key = (row.n, row.variant)
+            if row.layers and (key not in worst or row.grad_rel_l2 > worst[key].grad_rel_l2):
+                worst[key] = row
+        return list(worst.values())
+
 
 class RunError(BaseModel):
     """A scenario of a multi-scenario run that could not run, and why."""
