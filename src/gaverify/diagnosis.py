@@ -62,7 +62,9 @@ def _count_off(got: Sequence[float], counts: Sequence[int], precision: float) ->
     return f"normalised by {total + k} items where the window holds {total} ({k:+d})"
 
 
-def _dropped_or_repeated(got: Sequence[float], counts: Sequence[int], precision: float):
+def _dropped_or_repeated(
+    got: Sequence[float], counts: Sequence[int], precision: float
+) -> str | None:
     top = max(abs(w) for w in got)
     nonzero = [w for w in got if abs(w) > precision * top]
     if not nonzero or min(nonzero) <= 0:

@@ -26,8 +26,3 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             raise
     except OSError as exc:
         raise GaverifyError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (see write_atomic)."""
-    write_atomic(path, text)

@@ -9,7 +9,7 @@ backend trains on exactly the same data in the same order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ class Setup:
         """The model's parameter count."""
         return sum(p.numel() for p in self.built.model.parameters())
 
-    @property
+    @cached_property
     def parameter_names(self) -> list[str]:
         """Names of the trainable parameters, in gradient order."""
         from gaverify.compare import trainable_names

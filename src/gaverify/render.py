@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gaverify.backends import Progress
+from gaverify.errors import GaverifyError
 from gaverify.results import Diagnosis, Row, RunResult, RunSet, VariantSummary
 
 # Rich falls back to 80 columns when stdout is not a terminal; reports piped
@@ -197,10 +198,9 @@ def print_text(text: str, console: Console = out) -> None:
     console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
 
 
-def print_run_error(label: str, exc: Exception) -> None:
+def print_run_error(label: str, exc: GaverifyError) -> None:
     """A scenario of several that could not run (the others go on)."""
-    lines = exc.lines() if hasattr(exc, "lines") else [str(exc)]
-    print_error([f"{label}: could not run: {line}" for line in lines])
+    print_error([f"{label}: could not run: {line}" for line in exc.lines()])
 
 
 def print_summary(runset: RunSet, console: Console = out) -> None:

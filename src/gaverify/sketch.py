@@ -15,22 +15,12 @@ one int8 sign per parameter (cached) and one tensor-sized float64 temporary.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gaverify.compare import trainable
 from gaverify.results import GradientFit
 
 SKETCH_DIM = 256
-
-
-@dataclass(frozen=True)
-class Fit:
-    """The fitted weights c_i * T (1.0 everywhere: the full batch's weights)
-    and the relative residual |G - sum c_i g_i| / |G| (in the sketch)."""
-
-    weights: list[float]
-    residual: float
 
 
 class Sketch:
@@ -67,16 +57,18 @@ class Sketch:
         return out
 
 
-def micro_batch_sketches(model: Any, task: Any, micro_batches: Sequence[Any], smoothing, sketch):
+def micro_batch_sketches(
+    model: Any, task: Any, micro_batches: Sequence[Any], counts: Sequence[int], smoothing, sketch
+):
     """The sketches (N x dim) of each micro-batch's summed-loss gradient at
-    the model's current parameters. The model's .grad is left as it was."""
+    the model's current parameters (`counts`: their items). The model's
+    .grad is left as it was."""
     import torch
 
     from gaverify.variants import Window, weighted_loss
 
     params = trainable(model)
     saved = [p.grad for p in params]
-    counts = [task.count_items(mb["labels"]) for mb in micro_batches]
     rows = []
     try:
         with torch.enable_grad():
@@ -91,15 +83,17 @@ def micro_batch_sketches(model: Any, task: Any, micro_batches: Sequence[Any], sm
     return torch.stack(rows)
 
 
-def fit_weights(basis, target, total: int) -> Fit:
-    """Least-squares c with target ~ sum_i c_i basis_i, reported as c_i * total."""
+def fit_weights(basis, target, total: int) -> tuple[list[float], float]:
+    """Least-squares c with target ~ sum_i c_i basis_i: the weights c_i * total
+    (1.0 everywhere: the full batch's) and the relative residual
+    |target - sum c_i basis_i| / |target|."""
     import torch
 
     solution = torch.linalg.lstsq(basis.T, target.unsqueeze(1), driver="gelsd").solution
     coef = solution.squeeze(1)
     norm = float(target.norm())
     residual = float((basis.T @ coef - target).norm()) / norm if norm else 0.0
-    return Fit(weights=[float(c) * total for c in coef], residual=residual)
+    return [float(c) * total for c in coef], residual
 
 
 class GradientFitter:
@@ -125,16 +119,11 @@ class GradientFitter:
         setup = self.setup
         micro = setup.micro_batches(setup.steps[step - 1], n)
         smoothing = setup.scenario.loss.label_smoothing
-        basis = micro_batch_sketches(model, setup.task, micro, smoothing, self.sketch)
         counts = [setup.task.count_items(mb["labels"]) for mb in micro]
-        fit = fit_weights(basis, self.sketch.project(grads), sum(counts))
+        basis = micro_batch_sketches(model, setup.task, micro, counts, smoothing, self.sketch)
+        weights, residual = fit_weights(basis, self.sketch.project(grads), sum(counts))
         self.fits[(n, variant)] = GradientFit(
-            step=step,
-            n=n,
-            variant=variant,
-            counts=counts,
-            weights=fit.weights,
-            residual=fit.residual,
+            step=step, n=n, variant=variant, counts=counts, weights=weights, residual=residual
         )
 
     def records(self) -> list[GradientFit]:

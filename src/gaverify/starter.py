@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gaverify.errors import GaverifyError
-from gaverify.output import write_text_atomic
+from gaverify.output import write_atomic
 
 STARTER = Path(__file__).with_name("starter.yaml")
 
@@ -14,4 +14,4 @@ def write_starter(path: Path, overwrite: bool = False) -> None:
     """Write the starter scenario to `path`; refuse to replace a file unless told."""
     if path.exists() and not overwrite:
         raise GaverifyError(f"{path}: already exists; pass --force to overwrite it")
-    write_text_atomic(path, STARTER.read_text(encoding="utf-8"))
+    write_atomic(path, STARTER.read_text(encoding="utf-8"))

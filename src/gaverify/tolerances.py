@@ -68,4 +68,4 @@ class Tolerance(BaseModel):
 
     def limits(self) -> dict[str, float]:
         """Metric -> tolerance (all set once the scenario is resolved)."""
-        return {k: v for k, v in self.model_dump(exclude={"auto", "factor"}).items()}
+        return self.model_dump(exclude={"auto", "factor"})

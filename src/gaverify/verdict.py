@@ -81,8 +81,8 @@ def summarise(
     for variant in scenario.variants:
         mine = [g for g in groups if g.variant == variant]
         whole = _group([r for r in rows if r.variant == variant], scenario, None, variant)
-        whole.met = all(g.met for g in mine)
-        summaries.append(VariantSummary(**whole.model_dump()))
+        met = all(g.met for g in mine)
+        summaries.append(VariantSummary(**whole.model_dump(exclude={"met"}), met=met))
     return groups, summaries
 
 

@@ -252,7 +252,13 @@ def _item_counts(setup: Setup, n: int) -> list[list[int]]:
 
 
 def _measure(
-    setup: Setup, n: int, name: str, step_counts: list[list[int]], ref: _Run, got: _Run, watch
+    setup: Setup,
+    n: int,
+    name: str,
+    step_counts: list[list[int]],
+    ref: _Run,
+    got: _Run,
+    watch: _Compare,
 ) -> list[Measurement]:
     k, names = setup.scenario.layers, setup.parameter_names
     out = []
