@@ -24,7 +24,7 @@ from gaverify.results import Diagnosis, GradientFit, Row
 # the fit's own error (~1e-6 in float32), far tighter than patterns differ.
 PRECISION = {"float64": 1e-6, "float32": 1e-3, "bfloat16": 5e-2}
 
-Matcher = Callable[[Sequence[float], Sequence[int], float], "str | None"]
+Matcher = Callable[[GradientFit, float], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,14 @@ def _close(got: Sequence[float], want: Sequence[float], precision: float) -> boo
 
 
 def _rule(weights: Callable[[Sequence[int]], list[float]], text: str) -> Matcher:
-    def match(got: Sequence[float], counts: Sequence[int], precision: float) -> str | None:
-        return text if _close(got, weights(counts), precision) else None
+    def match(fit: GradientFit, precision: float) -> str | None:
+        return text if _close(fit.weights, weights(fit.counts), precision) else None
 
     return match
 
 
-def _count_off(got: Sequence[float], counts: Sequence[int], precision: float) -> str | None:
+def _count_off(fit: GradientFit, precision: float) -> str | None:
+    got, counts = fit.weights, fit.counts
     mean = sum(got) / len(got)
     if mean <= 0 or not _close(got, [mean] * len(got), precision):
         return None
@@ -62,9 +63,8 @@ def _count_off(got: Sequence[float], counts: Sequence[int], precision: float) ->
     return f"normalised by {total + k} items where the window holds {total} ({k:+d})"
 
 
-def _dropped_or_repeated(
-    got: Sequence[float], counts: Sequence[int], precision: float
-) -> str | None:
+def _dropped_or_repeated(fit: GradientFit, precision: float) -> str | None:
+    got, counts = fit.weights, fit.counts
     top = max(abs(w) for w in got)
     nonzero = [w for w in got if abs(w) > precision * top]
     if not nonzero or min(nonzero) <= 0:
@@ -82,6 +82,35 @@ def _dropped_or_repeated(
     return f"{', '.join(parts)}; {norm}"
 
 
+def _per_rank(fit: GradientFit) -> list[list[int]]:
+    n = len(fit.counts) // fit.ranks
+    return [list(fit.counts[r * n : (r + 1) * n]) for r in range(fit.ranks)]
+
+
+def _rank_count(fit: GradientFit, precision: float) -> str | None:
+    if fit.ranks < 2:
+        return None
+    total = sum(fit.counts)
+    want = [total / (fit.ranks * sum(r)) if sum(r) else math.inf for r in _per_rank(fit)]
+    want = [w for w in want for _ in range(len(fit.counts) // fit.ranks)]
+    if not _close(fit.weights, want, precision):
+        return None
+    counts = ", ".join(str(sum(r)) for r in _per_rank(fit))
+    return (
+        f"weights 1/(W*T_r): each rank divided by its own item count ({counts}), "
+        f"not the {total} of all {fit.ranks} ranks"
+    )
+
+
+def _unscaled(fit: GradientFit, precision: float) -> str | None:
+    if fit.ranks < 2 or not _close(fit.weights, [1 / fit.ranks] * len(fit.counts), precision):
+        return None
+    return (
+        f"weights 1/(W*T): the count is all-reduced, but DDP's average over the "
+        f"{fit.ranks} ranks is not undone (loss not multiplied by W)"
+    )
+
+
 PATTERNS: Registry[Pattern] = Registry("pattern")
 PATTERNS.add(
     "full-batch",
@@ -93,6 +122,14 @@ PATTERNS.add(
             "rounding, not normalisation (see tolerance: auto)",
         ),
     ),
+)
+PATTERNS.add(
+    "per-rank-count",
+    Pattern("weights 1/(W*T_r): each of W ranks normalised by its own count", _rank_count),
+)
+PATTERNS.add(
+    "unscaled-by-W",
+    Pattern("weights 1/(W*T): global count, DDP's averaging over W ranks left in", _unscaled),
 )
 PATTERNS.add(
     "mean-of-means",
@@ -150,7 +187,7 @@ def name_weights(fit: GradientFit, precision: float) -> tuple[str, str, list[str
     found = [
         (name, text)
         for name, pattern in PATTERNS.items()
-        if (text := pattern.match(fit.weights, fit.counts, precision))
+        if (text := pattern.match(fit, precision))
     ]
     if not found:
         return "unrecognised", "the fitted weights match no known pattern", []

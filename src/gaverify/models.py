@@ -221,14 +221,17 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
     """model(**inputs) for one collated batch. Labels go in only when the
     model's own loss is wanted; seq2seq decoders then get their inputs from
     the labels, shifted right, exactly as the model would do itself."""
+    # DistributedDataParallel is called as the model, but its forward takes
+    # anything: what the model accepts is read from the module it wraps.
+    inner = model.module if type(model).__name__ == "DistributedDataParallel" else model
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     if with_labels:
         inputs["labels"] = batch["labels"]
     elif task.layout == "target":
-        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(
+        inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
             labels=batch["labels"]
         )
-    if takes(model, "use_cache"):
+    if takes(inner, "use_cache"):
         inputs["use_cache"] = False
     try:
         return model(**inputs, **extra)

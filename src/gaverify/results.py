@@ -105,6 +105,7 @@ class GradientFit(BaseModel):
     counts: list[int] = Field(description="items per micro-batch, T_i")
     weights: list[float] = Field(description="fitted c_i in units of 1/T (1.0: full batch)")
     residual: float = Field(description="|G - sum c_i g_i| / |G|, in the sketch")
+    ranks: int = Field(1, description="W: counts and weights are listed rank by rank")
 
 
 class Diagnosis(BaseModel):

@@ -21,6 +21,7 @@ from gaverify.sections import (
     TINY_LLAMA,
     BatchSpec,
     DataSpec,
+    DistributedSpec,
     LossSpec,
     ModelSpec,
     OptimizerSpec,
@@ -58,6 +59,7 @@ class Scenario(Section):
     data: DataSpec = Field(default_factory=DataSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
     steps: int = Field(4, ge=1)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     mode: Mode | None = Field(
         None, description="default: the backend's first mode (reference: lockstep)"
     )
@@ -91,9 +93,12 @@ class Scenario(Section):
         backend = info.data.get("backend")
         if value is None or backend is None:  # a bad backend is reported on its own
             return value
+        known = BACKENDS.get(backend)
         for name in value:
             if not is_import_path(name):
-                BACKENDS.get(backend).variants.get(name)
+                known.variants.get(name)
+            elif not known.custom_variants:
+                raise ValueError(f"backend '{backend}' runs only its own variants, not {name}")
         if len(set(value)) != len(value):
             raise ValueError(f"repeated variants in {value}")
         return value
@@ -118,6 +123,9 @@ class Scenario(Section):
             self.mode = backend.modes[0]
         if self.trainer.args and self.backend != "trainer":
             raise ValueError("trainer.args is only used with backend: trainer")
+        problem = _process_problem(self)
+        if problem:
+            raise ValueError(problem)
         strays = sorted(set(self.expect) - set(self.variants))
         if strays:
             raise ValueError(
@@ -153,6 +161,29 @@ class Scenario(Section):
         """The directory of the scenario file (None for the built-in scenario):
         relative data paths and user modules are looked up there."""
         return self._source_dir
+
+
+def _process_problem(scenario: Scenario) -> str | None:
+    """What is wrong with the number of processes for this backend and batch, if anything."""
+    default, least = BACKENDS.get(scenario.backend).processes
+    spec = scenario.distributed
+    if spec.processes is None:
+        spec.processes = default
+    w = spec.processes
+    if default == 1 and w > 1:
+        return (
+            f"distributed.processes: backend '{scenario.backend}' runs in one process; "
+            "use backend: ddp for several"
+        )
+    if w < least:
+        return f"distributed.processes: backend '{scenario.backend}' needs {least} or more, not {w}"
+    for n in scenario.batch.accumulation:
+        if scenario.batch.size % (w * n):
+            return (
+                f"batch.accumulation: N={n} on {w} processes needs batch.size divisible by "
+                f"{w * n} (W x N micro-batches), not {scenario.batch.size}"
+            )
+    return None
 
 
 def _task_problem(scenario: Scenario) -> str | None:

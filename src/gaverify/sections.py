@@ -1,4 +1,4 @@
-"""The sections of a scenario: model, data, batch, optimizer, loss, trainer.
+"""The sections of a scenario: model, data, batch, distributed, optimizer, loss, trainer.
 
 Each is a pydantic model that forbids unknown keys and checks what it can on
 its own; checks that span sections live on Scenario (scenario.py). Names are
@@ -178,6 +178,18 @@ class BatchSpec(Section):
                     f"of the batch size, from 1 to {size}"
                 )
         return value
+
+
+class DistributedSpec(Section):
+    processes: int | None = Field(
+        None, ge=1, le=64, description="worker processes (ranks) W; default: the backend's (ddp: 2)"
+    )
+    timeout: float = Field(
+        300.0,
+        gt=0,
+        description="seconds with no progress from any rank before the run is stopped as hung "
+        "(also the collective timeout of every rank)",
+    )
 
 
 class OptimizerSpec(Section):

@@ -114,17 +114,21 @@ class GradientFitter:
             return False
         return gradient_diverges(comparison, self.setup.scenario.tolerance)
 
-    def fit(self, step: int, n: int, variant: str, model: Any, grads: Sequence[Any]) -> None:
-        """Fit `grads` (the accumulated gradient of `model` at step `step`)."""
+    def fit(
+        self, step: int, n: int, variant: str, model: Any, grads: Sequence[Any], pieces: int = 0
+    ) -> None:
+        """Fit `grads` (the accumulated gradient of `model` at step `step`)
+        over its `pieces` micro-batches (default n; W x n for W ranks)."""
         setup = self.setup
-        micro = setup.micro_batches(setup.steps[step - 1], n)
+        micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
         smoothing = setup.scenario.loss.label_smoothing
         counts = [setup.task.count_items(mb["labels"]) for mb in micro]
         basis = micro_batch_sketches(model, setup.task, micro, counts, smoothing, self.sketch)
         weights, residual = fit_weights(basis, self.sketch.project(grads), sum(counts))
         self.fits[(n, variant)] = GradientFit(
-            step=step, n=n, variant=variant, counts=counts, weights=weights, residual=residual
-        )
+            step=step, n=n, variant=variant, counts=counts, weights=weights,
+            residual=residual, ranks=(pieces or n) // n,
+        )  # fmt: skip
 
     def records(self) -> list[GradientFit]:
         """Every fit made, for the Trace."""

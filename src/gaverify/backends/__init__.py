@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gaverify.backends.ddp_variants import DDP_VARIANTS
 from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.registry import Registry
 from gaverify.variants import VARIANTS
@@ -33,6 +34,8 @@ class Backend:
     variants: Registry[Any]  # the variant names it understands (module:function besides)
     default_variants: tuple[str, ...]
     modes: tuple[str, ...]  # the first is the default
+    processes: tuple[int, int]  # (default, least) worker processes; (1, 1): one process only
+    custom_variants: bool = True  # whether module:function variants (your loss) can run
 
 
 BACKENDS: Registry[Backend] = Registry("backend")
@@ -44,6 +47,7 @@ BACKENDS.add(
         VARIANTS,
         ("naive", "fixed"),
         ("lockstep", "trajectory"),
+        (1, 1),
     ),
 )
 BACKENDS.add(
@@ -54,6 +58,20 @@ BACKENDS.add(
         TRAINER_VARIANTS,
         ("installed", "pre-fix"),
         ("trajectory",),
+        (1, 1),
+    ),
+)
+BACKENDS.add(
+    "ddp",
+    Backend(
+        "gaverify.backends.ddp:run",
+        "DistributedDataParallel over W processes (torchrun's launcher; gloo on CPU, NCCL on "
+        "CUDA), full batch in one process vs W ranks x N micro-batches",
+        DDP_VARIANTS,
+        ("local-count", "global-count"),
+        ("lockstep", "trajectory"),
+        (2, 2),
+        custom_variants=False,
     ),
 )
 

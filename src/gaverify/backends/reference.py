@@ -85,7 +85,8 @@ def _optimizer(scenario: Scenario, model: Any):
     return build_optimizer(scenario.optimizer, trainable(model))
 
 
-def _measure(setup, step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
+def measure(setup, step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
+    """One Measurement of an accumulated run against the full batch."""
     k = setup.scenario.layers
     return Measurement(
         step=step,
@@ -121,7 +122,7 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
             comparison = compare_gradients(ref_grads, gradients(model))
             if fitter.wants(n, name, comparison):
                 fitter.fit(step, n, name, model, gradients(model))
-            out.append(_measure(setup, step, n, name, counts, ref_loss, loss, comparison))
+            out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
             progress.advance(f"step {step} N={n} {name}")
         for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
@@ -153,6 +154,6 @@ def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Me
                 fitter.fit(step, n, name, twin, gradients(twin))
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
-            out.append(_measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
+            out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
             progress.advance(f"step {step} N={n} {name}")
     return out

@@ -1,0 +1,209 @@
+"""The ddp backend: DistributedDataParallel on W processes vs the full batch in one.
+
+gaverify launches W ranks through torch's elastic launcher
+(distributed/launch.py); each runs `work` below. Rank r takes the r-th of W
+equal, consecutive shards of each step's batch (a DistributedSampler's
+split, without shuffling) and cuts it into N micro-batches, so W x N
+micro-batches cover the full batch. The first N-1 backwards run under DDP's
+no_sync; the last one all-reduces (averages) the accumulated gradients. Each
+variant weights each micro-batch's summed loss by a rule on the ranks'
+item counts, gathered before the first backward (ddp_variants.py).
+
+The reference is the single-process full batch: rank 0 computes it on the
+bare model and, in lockstep mode, broadcasts its gradient so every rank
+takes the same optimizer step. Modes as the reference backend's: lockstep
+(each step restarts from the reference parameters) and trajectory (each
+(N, variant) trains its own DDP copy). The logged loss is the ranks' mean,
+as a data-parallel loop logs it. Rank 0 measures, fits a diverging gradient
+over all W x N micro-batches, and returns the Trace.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import Any
+
+from gaverify.backends import Progress
+from gaverify.backends.ddp_variants import DdpVariant, resolve_ddp_variant
+from gaverify.backends.reference import REFERENCE, accumulate, measure
+from gaverify.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.errors import GaverifyError
+from gaverify.optim import build_optimizer
+from gaverify.prepare import Setup
+from gaverify.results import Measurement, Trace
+from gaverify.sketch import GradientFitter
+from gaverify.variants import Window, weighted_loss
+
+
+def run(scenario, progress: Progress | None = None) -> Trace:
+    """Launch the scenario's W ranks, wait for them, and return rank 0's Trace."""
+    import torch
+
+    from gaverify.distributed.launch import run_ranks
+    from gaverify.models import resolve_device
+
+    progress = progress or Progress()
+    world = scenario.distributed.processes
+    on_cuda = resolve_device(scenario.device) == "cuda"
+    if on_cuda and torch.cuda.device_count() < world:
+        raise GaverifyError(
+            f"distributed.processes: {world} ranks on CUDA need a GPU each (NCCL); "
+            f"{torch.cuda.device_count()} visible. Lower it or use --device cpu (gloo)"
+        )
+    plan = len(scenario.batch.accumulation) * len(scenario.variants)
+    progress.start(scenario.steps * (1 + plan))
+    text = run_ranks(scenario, "gaverify.backends.ddp:work", progress, on_cuda)
+    return Trace.model_validate_json(text)
+
+
+def work(scenario, ctx) -> str:
+    """One rank's part of the run (ctx: distributed.rank.RankContext). Rank 0
+    returns the Trace as JSON; the other ranks return an empty string."""
+    import torch
+    import torch.distributed as dist
+
+    setup = Setup(scenario, resolve_ddp_variant)
+    plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
+    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
+    fitter = GradientFitter(setup)
+    with torch.enable_grad():
+        measurements = loop(setup, plan, ctx, fitter)
+    if ctx.rank != 0:
+        return ""
+    backend = dist.get_backend()
+    note = (
+        f"distributed: {ctx.world} processes ({backend}, torch {torch.__version__}), "
+        f"DistributedDataParallel with no_sync on the first N-1 micro-batches; N is per rank, "
+        f"so a window holds {ctx.world} x N micro-batches (counts listed rank by rank); "
+        "reference: the full batch in one process"
+    )
+    return Trace(
+        measurements=measurements,
+        device=f"{setup.device} x {ctx.world} ({backend})",
+        parameters=setup.parameters,
+        notes=[note, *setup.run_notes()],
+        fits=fitter.records(),
+    ).model_dump_json()
+
+
+def _wrap(model: Any, ctx) -> Any:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.local_rank] if ctx.device.startswith("cuda") else None
+    # Unused parameters (a pooler a task never reads) would stall DDP's reducer.
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def _mean_over_ranks(value: float, ctx) -> float:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return float(t) / ctx.world
+
+
+def _ddp_accumulate(
+    ddp: Any, setup: Setup, samples: list, n: int, variant: DdpVariant, ctx
+) -> tuple[float, list[int]]:
+    """This rank's N micro-batches, forward and backward, the last one
+    synchronising. Returns the ranks' mean logged loss and every rank's
+    counts (rank by rank)."""
+    import torch.distributed as dist
+
+    size = len(samples) // ctx.world
+    shard = samples[ctx.rank * size : (ctx.rank + 1) * size]
+    micro = setup.micro_batches(shard, n)
+    mine = [setup.task.count_items(mb["labels"]) for mb in micro]
+    ranks: list[Any] = [None] * ctx.world
+    dist.all_gather_object(ranks, mine)
+    weights = variant.weights(mine, ranks)
+    smoothing = setup.scenario.loss.label_smoothing
+    logged = 0.0
+    for i, mb in enumerate(micro):
+        with nullcontext() if i == n - 1 else ddp.no_sync():
+            loss = weighted_loss(Window(ddp, setup.task, mb, mine, smoothing), weights[i])
+            loss.backward()
+        logged += float(loss.detach())
+    return _mean_over_ranks(logged, ctx), [c for counts in ranks for c in counts]
+
+
+def _broadcast_gradient(model: Any, ctx) -> list[Any]:
+    """Rank 0's .grad on every rank (None where rank 0 has none)."""
+    import torch
+    import torch.distributed as dist
+
+    params = trainable(model)
+    mask = [[p.grad is not None for p in params]] if ctx.rank == 0 else [None]
+    dist.broadcast_object_list(mask, src=0)
+    out = []
+    for p, has in zip(params, mask[0], strict=True):
+        if not has:
+            out.append(None)
+            continue
+        t = p.grad.detach().clone() if ctx.rank == 0 else torch.empty_like(p)
+        dist.broadcast(t, src=0)
+        out.append(t)
+    return out
+
+
+def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measurement]:
+    scenario, model, task = setup.scenario, setup.built.model, setup.task
+    ddp = _wrap(model, ctx)
+    optimizer = build_optimizer(scenario.optimizer, trainable(model))
+    out = []
+    for step, samples in enumerate(setup.steps, start=1):
+        optimizer.zero_grad(set_to_none=True)
+        ref_loss = 0.0
+        if ctx.rank == 0:
+            batch = [setup.collate(samples)]
+            ref_loss, _ = accumulate(model, batch, REFERENCE, task, scenario.loss.label_smoothing)
+        ref_grads = _broadcast_gradient(model, ctx)
+        ctx.advance(f"step {step} full batch")
+        for n, name in plan:
+            optimizer.zero_grad(set_to_none=True)
+            loss, counts = _ddp_accumulate(ddp, setup, samples, n, setup.variants[name], ctx)
+            if ctx.rank == 0:
+                comparison = compare_gradients(ref_grads, gradients(model))
+                if fitter.wants(n, name, comparison):
+                    fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
+                out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
+            ctx.advance(f"step {step} N={n} {name}")
+        for p, g in zip(trainable(model), ref_grads, strict=True):
+            p.grad = g
+        optimizer.step()
+    return out
+
+
+def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measurement]:
+    scenario, model, task = setup.scenario, setup.built.model, setup.task
+    runs = {}
+    for key in plan:
+        twin = copy.deepcopy(model)
+        runs[key] = (_wrap(twin, ctx), twin, build_optimizer(scenario.optimizer, trainable(twin)))
+    optimizer = build_optimizer(scenario.optimizer, trainable(model))
+    out = []
+    for step, samples in enumerate(setup.steps, start=1):
+        ref_loss, ref_grads, ref_params = 0.0, [], []
+        if ctx.rank == 0:  # the reference trains in rank 0 alone
+            optimizer.zero_grad(set_to_none=True)
+            batch = [setup.collate(samples)]
+            ref_loss, _ = accumulate(model, batch, REFERENCE, task, scenario.loss.label_smoothing)
+            optimizer.step()
+            ref_grads, ref_params = gradients(model), list(model.parameters())
+        ctx.advance(f"step {step} full batch")
+        for (n, name), (ddp, twin, twin_optimizer) in runs.items():
+            twin_optimizer.zero_grad(set_to_none=True)
+            loss, counts = _ddp_accumulate(ddp, setup, samples, n, setup.variants[name], ctx)
+            comparison = None
+            if ctx.rank == 0:
+                comparison = compare_gradients(ref_grads, gradients(twin))
+                if fitter.wants(n, name, comparison):
+                    fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
+            twin_optimizer.step()
+            if comparison is not None:
+                diff = max_abs_difference(ref_params, list(twin.parameters()))
+                out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
+            ctx.advance(f"step {step} N={n} {name}")
+    return out

@@ -1,0 +1,182 @@
+"""The parent side of a distributed run: launch the ranks, watch them, clean up.
+
+`run_ranks` writes the job folder, starts agent.py (torch's elastic launcher)
+in a session of its own, and polls the ranks' status files: rank 0's passes
+drive the progress bar; any rank's progress resets the hang clock. It ends
+the run with a one-line GaverifyError naming the rank when
+
+- a rank fails: its own message (an exception it caught) or how it died
+  (the launcher's first failure: exit code or signal);
+- no rank makes progress for distributed.timeout seconds: the rank whose
+  heartbeat stopped (frozen or killed), else the one behind the others
+  (the others wait for it in a collective).
+
+Whatever happens, Ctrl-C included, every process of the run is killed and
+the job folder removed before it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gaverify.errors import GaverifyError
+from gaverify.output import write_atomic
+
+POLL_S = 0.1
+FROZEN_S = 3.0  # a rank beats every 0.5 s: silent this long, its process is stopped or gone
+
+
+def run_ranks(
+    scenario: Any,
+    worker: str,
+    progress: Any,
+    on_cuda: bool,
+    prepare: Callable[[Path], None] | None = None,
+) -> str:
+    """Run `worker` (module:function(scenario, RankContext) -> str) on the
+    scenario's W ranks; return what rank 0's call returned."""
+    spec = scenario.distributed
+    folder = Path(tempfile.mkdtemp(prefix="gaverify-ddp-"))
+    agent = None
+    try:
+        job = {
+            "scenario": scenario.model_dump(mode="json"),
+            "source_dir": str(scenario.source_dir) if scenario.source_dir else None,
+            "worker": worker,
+            "processes": spec.processes,
+            "cuda": on_cuda,
+        }
+        write_atomic(folder / "job.json", json.dumps(job))
+        if prepare:
+            prepare(folder)
+        env = dict(os.environ)
+        # Share the cores, as torchrun does (it sets 1 when OMP_NUM_THREADS is unset).
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // spec.processes)))
+        with open(folder / "launcher.log", "wb") as log:
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "gaverify.distributed.agent", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killed as one
+                env=env,
+            )
+        code = _watch(agent, folder, spec.processes, spec.timeout, progress)
+        if code != 0 or not (folder / "result.json").exists():
+            raise GaverifyError(_failure(folder, spec.processes, code))
+        return (folder / "result.json").read_text()
+    finally:
+        _stop(agent, folder, spec.processes)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _statuses(folder: Path, world: int) -> dict[int, dict[str, Any]]:
+    from gaverify.distributed.rank import status_path
+
+    out = {}
+    for rank in range(world):
+        with contextlib.suppress(OSError, ValueError):  # not started yet (writes are atomic)
+            out[rank] = json.loads(status_path(folder, rank).read_text())
+    return out
+
+
+def _watch(agent: subprocess.Popen, folder: Path, world: int, timeout: float, progress) -> int:
+    """Poll until the launcher exits; raise on a hang. Returns its exit code."""
+    shown = total = 0
+    moved = time.monotonic()
+    while True:
+        code = agent.poll()
+        statuses = _statuses(folder, world)
+        passes = sum(s["passes"] for s in statuses.values())
+        if passes != total:
+            total, moved = passes, time.monotonic()
+        first = statuses.get(0, {})
+        while shown < first.get("passes", 0):
+            shown += 1
+            progress.advance(first["label"])
+        if code is not None:
+            return code
+        if time.monotonic() - moved > timeout:
+            raise GaverifyError(_hang(statuses, world, timeout))
+        time.sleep(POLL_S)
+
+
+def _at(status: dict[str, Any]) -> str:
+    return f"after {status['label']}" if status.get("passes") else "while starting"
+
+
+def _hang(statuses: dict[int, dict[str, Any]], world: int, timeout: float) -> str:
+    now = time.time()
+    frozen = [r for r in range(world) if r not in statuses or now - statuses[r]["beat"] > FROZEN_S]
+    if frozen:
+        named, why = frozen, "stopped responding (no heartbeat)"
+    else:
+        least = min(s["passes"] for s in statuses.values())
+        behind = [r for r, s in statuses.items() if s["passes"] == least]
+        whole = len(behind) == world
+        named = behind
+        why = "all stopped in the same place" if whole else "is behind the others"
+    ranks = ", ".join(str(r) for r in named)
+    where = _at(statuses[named[0]]) if named[0] in statuses else "before it started"
+    return (
+        f"rank {ranks} hung: {why} {where}; no rank made progress for {timeout:g} s "
+        "(distributed.timeout), so the run was stopped"
+    )
+
+
+def _failure(folder: Path, world: int, code: int) -> str:
+    """The one line that says which rank failed, and how."""
+    statuses = _statuses(folder, world)
+    errors = [(r, s) for r, s in sorted(statuses.items()) if s.get("state") == "error"]
+    if errors:
+        rank, status = errors[0]
+        return f"rank {rank}: {status['error']}"
+    try:
+        failure = json.loads((folder / "failures.json").read_text())
+    except (OSError, ValueError):
+        return f"the launcher failed (exit {code}): {_last_line(folder / 'launcher.log')}"
+    rank = failure["rank"]
+    how = (
+        f"was killed by {failure['signal']}"
+        if failure["signal"]
+        else f"exited with code {failure['exitcode']}"
+    )
+    where = _at(statuses[rank]) if rank in statuses else "before it started"
+    return f"rank {rank} {how} {where}; the other ranks were stopped"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1].strip() if lines else "no output"
+
+
+def _stop(agent: subprocess.Popen | None, folder: Path, world: int) -> None:
+    """Kill every rank (each runs in a session of its own) and the launcher.
+    Once the launcher has exited its ranks are gone (it stops them, and a
+    rank dies with it), so their pids are not touched: they may be reused."""
+    if agent is None or agent.poll() is not None:
+        return
+    for status in _statuses(folder, world).values():
+        _kill(status.get("pid"), lambda pid: os.kill(pid, signal.SIGKILL))
+    _kill(agent.pid, lambda pid: os.killpg(pid, signal.SIGKILL))
+    agent.wait()
+
+
+def _kill(pid: int | None, how: Callable[[int], None]) -> None:
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            how(pid)

@@ -1,0 +1,129 @@
+"""One rank of a distributed run: the process the launcher starts W times.
+
+`python -m gaverify.distributed.rank FOLDER` (started by agent.py with
+RANK, LOCAL_RANK and WORLD_SIZE set) re-validates the job's scenario, joins
+the process group with the scenario's timeout, runs the backend's worker
+function and, on rank 0, writes what it returns to FOLDER/result.json.
+
+Each rank keeps FOLDER/rank<r>.json current: its pid, the passes it has
+finished and the last one's label, its state (running, done, error and the
+one-line message) and a heartbeat written every HEARTBEAT_S by a thread, so
+the parent can tell a frozen rank from one waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HEARTBEAT_S = 0.5
+
+
+def status_path(folder: Path, rank: int) -> Path:
+    """Where rank `rank` keeps its status."""
+    return folder / f"rank{rank}.json"
+
+
+@dataclass
+class RankContext:
+    """What a worker function knows of its place in the run, and how it reports progress."""
+
+    folder: Path
+    rank: int
+    world: int
+    local_rank: int
+    device: str  # "cpu" or "cuda:<local rank>"
+    status: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def advance(self, label: str) -> None:
+        """One more training pass is done on this rank."""
+        self._write(passes=self.status.get("passes", 0) + 1, label=label)
+
+    def _write(self, **changes: Any) -> None:
+        from gaverify.output import write_atomic
+
+        with self._lock:
+            self.status.update(changes, beat=time.time())
+            write_atomic(status_path(self.folder, self.rank), json.dumps(self.status))
+
+
+def _beat(ctx: RankContext, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        ctx._write()
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the launcher dies, so a rank is never left behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _context(folder: Path, on_cuda: bool) -> RankContext:
+    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    device = f"cuda:{local}" if on_cuda else "cpu"
+    return RankContext(folder, rank, int(os.environ["WORLD_SIZE"]), local, device)
+
+
+def main(folder: Path) -> int:
+    """Run this rank's share of the job in `folder`; 0 on success."""
+    _die_with_parent()
+    job = json.loads((folder / "job.json").read_text())
+    ctx = _context(folder, job["cuda"])
+    ctx._write(rank=ctx.rank, pid=os.getpid(), passes=0, label="starting", state="running")
+    stop = threading.Event()
+    threading.Thread(target=_beat, args=(ctx, stop), daemon=True).start()
+    try:
+        result = _work(job, ctx)
+        if ctx.rank == 0:
+            from gaverify.output import write_atomic
+
+            write_atomic(folder / "result.json", result)
+        state, error = "done", ""
+    except Exception as exc:
+        from gaverify.errors import GaverifyError
+
+        if isinstance(exc, GaverifyError):
+            error = "; ".join(exc.lines())
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        state = "error"
+    stop.set()
+    ctx._write(state=state, error=error)
+    return 0 if state == "done" else 1
+
+
+def _work(job: dict[str, Any], ctx: RankContext) -> str:
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from gaverify.imports import load_object
+    from gaverify.scenario import Scenario
+
+    scenario = Scenario.model_validate(job["scenario"])
+    scenario._source_dir = Path(job["source_dir"]) if job["source_dir"] else None
+    if job["cuda"]:
+        torch.cuda.set_device(ctx.local_rank)
+    timeout = timedelta(seconds=scenario.distributed.timeout)
+    dist.init_process_group("nccl" if job["cuda"] else "gloo", timeout=timeout)
+    try:
+        return load_object(job["worker"], "backend")(scenario, ctx)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
