@@ -4,7 +4,6 @@ as (name, one-line description) lists for `gaverify list`."""
 from __future__ import annotations
 
 from gaverify.backends import BACKENDS
-from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.bundled import bundled
 from gaverify.data import ROW_READERS
 from gaverify.diagnosis import PATTERNS
@@ -12,7 +11,6 @@ from gaverify.optim import OPTIMIZERS
 from gaverify.reports import FORMATS
 from gaverify.synthetic import LENGTHS
 from gaverify.tasks import TASKS
-from gaverify.variants import VARIANTS
 
 MODES = [
     ("lockstep", "every step starts from the reference parameters: each step's error isolated"),
@@ -20,19 +18,24 @@ MODES = [
 ]
 
 
-def _variants(registry) -> list[tuple[str, str]]:
-    return [
-        *((name, f"{v.summary}; expected to {v.expected}") for name, v in registry.items()),
-        ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)"),
-    ]
+def _variants(backend: str) -> list[tuple[str, str]]:
+    known = BACKENDS.get(backend)
+    rows = [(name, f"{v.summary}; expected to {v.expected}") for name, v in known.variants.items()]
+    if known.custom_variants:
+        rows.append(
+            ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)")
+        )
+    return rows
 
 
 def catalog() -> dict[str, list[tuple[str, str]]]:
     """Sections of named things, each a list of (name, description)."""
     return {
         "bundled scenarios (gaverify run NAME)": [(b.name, b.description) for b in bundled()],
-        "loss variants (variants: [...], backend: reference)": _variants(VARIANTS),
-        "Trainer variants (variants: [...], backend: trainer)": _variants(TRAINER_VARIANTS),
+        **{
+            f"variants of backend {name} (variants: [...])": _variants(name)
+            for name in BACKENDS.names()
+        },
         "tasks (model.task)": TASKS.described(),
         "data sources (data.source)": [
             ("synthetic", "random token ids, lengths drawn per sample"),

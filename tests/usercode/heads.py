@@ -90,3 +90,12 @@ def float_loss(outputs, labels, num_items_in_batch):
 
 NOT_CALLABLE = 3
 _ = torch  # torch is this module's dependency, as it would be for a user's
+
+
+def fails_on_rank_one(vocab_size=50, **config):
+    """A factory that works on every rank of a distributed run but rank 1."""
+    import os
+
+    if os.environ.get("RANK") == "1":
+        raise RuntimeError("no model for rank 1")
+    return TinyLM(vocab_size, honest=True)

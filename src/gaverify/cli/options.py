@@ -40,6 +40,15 @@ DeviceOpt = Annotated[
         "--device", help="cpu, cuda or auto (shorthand for --set device=...).", show_default=False
     ),
 ]
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="worker processes for backend ddp (shorthand for --set distributed.processes=...).",
+        show_default=False,
+    ),
+]
 LayersOpt = Annotated[
     int | None,
     typer.Option(

@@ -16,6 +16,7 @@ from gaverify.cli.options import (
     JunitOpt,
     LayersOpt,
     MarkdownOpt,
+    NprocOpt,
     PlotOpt,
     QuietOpt,
     ScenariosArg,
@@ -28,6 +29,7 @@ def run(
     scenarios: ScenariosArg = None,
     set_: SetOpt = None,
     device: DeviceOpt = None,
+    nproc: NprocOpt = None,
     layers: LayersOpt = None,
     json_path: JsonOpt = None,
     junit_path: JunitOpt = None,
@@ -42,7 +44,8 @@ def run(
     from gaverify.reports import write_report
     from gaverify.runner import run_scenarios
 
-    specs = load_all(scenarios, set_, device=device, layers=layers)
+    shorthands = {"device": device, "distributed.processes": nproc, "layers": layers}
+    specs = load_all(scenarios, set_, **shorthands)
     bar = render.ProgressBar(enabled=not quiet)
     alone = len(specs) == 1 or debug  # then an error is the command's error
     try:

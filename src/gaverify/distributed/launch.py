@@ -7,7 +7,8 @@ the run with a one-line GaverifyError naming the rank when
 
 - a rank fails: its own message (an exception it caught) or how it died
   (the launcher's first failure: exit code or signal);
-- no rank makes progress for distributed.timeout seconds: the rank whose
+- no rank moves on (a pass, a start-up stage) for distributed.timeout
+  seconds: the rank whose
   heartbeat stopped (frozen or killed), else the one behind the others
   (the others wait for it in a collective).
 
@@ -98,9 +99,9 @@ def _watch(agent: subprocess.Popen, folder: Path, world: int, timeout: float, pr
     while True:
         code = agent.poll()
         statuses = _statuses(folder, world)
-        passes = sum(s["passes"] for s in statuses.values())
-        if passes != total:
-            total, moved = passes, time.monotonic()
+        moves = sum(s["moves"] for s in statuses.values())
+        if moves != total:
+            total, moved = moves, time.monotonic()
         first = statuses.get(0, {})
         while shown < first.get("passes", 0):
             shown += 1
@@ -113,7 +114,7 @@ def _watch(agent: subprocess.Popen, folder: Path, world: int, timeout: float, pr
 
 
 def _at(status: dict[str, Any]) -> str:
-    return f"after {status['label']}" if status.get("passes") else "while starting"
+    return f"after {status['label']}" if status.get("passes") else f"while {status['label']}"
 
 
 def _hang(statuses: dict[int, dict[str, Any]], world: int, timeout: float) -> str:
@@ -122,8 +123,8 @@ def _hang(statuses: dict[int, dict[str, Any]], world: int, timeout: float) -> st
     if frozen:
         named, why = frozen, "stopped responding (no heartbeat)"
     else:
-        least = min(s["passes"] for s in statuses.values())
-        behind = [r for r, s in statuses.items() if s["passes"] == least]
+        least = min(s["moves"] for s in statuses.values())
+        behind = [r for r, s in statuses.items() if s["moves"] == least]
         whole = len(behind) == world
         named = behind
         why = "all stopped in the same place" if whole else "is behind the others"
@@ -136,24 +137,39 @@ def _hang(statuses: dict[int, dict[str, Any]], world: int, timeout: float) -> st
 
 
 def _failure(folder: Path, world: int, code: int) -> str:
-    """The one line that says which rank failed, and how."""
+    """The one line that says which rank failed first, and how: a rank that
+    died (a signal, an exit without a message) or raised an error of its own
+    comes before a rank the launcher stopped (SIGTERM) and before ranks whose
+    collectives failed because another went away."""
     statuses = _statuses(folder, world)
-    errors = [(r, s) for r, s in sorted(statuses.items()) if s.get("state") == "error"]
-    if errors:
-        rank, status = errors[0]
-        return f"rank {rank}: {status['error']}"
     try:
-        failure = json.loads((folder / "failures.json").read_text())
+        failures = {
+            int(r): f for r, f in json.loads((folder / "failures.json").read_text()).items()
+        }
     except (OSError, ValueError):
-        return f"the launcher failed (exit {code}): {_last_line(folder / 'launcher.log')}"
-    rank = failure["rank"]
-    how = (
-        f"was killed by {failure['signal']}"
-        if failure["signal"]
-        else f"exited with code {failure['exitcode']}"
-    )
-    where = _at(statuses[rank]) if rank in statuses else "before it started"
-    return f"rank {rank} {how} {where}; the other ranks were stopped"
+        failures = {}
+    died = [r for r in sorted(failures) if statuses.get(r, {}).get("state") != "error"]
+    errors = [r for r, s in sorted(statuses.items()) if s.get("state") == "error"]
+    stopped = [r for r in died if failures[r]["signal"] == "SIGTERM"]  # how the launcher stops
+    causes = [
+        *(r for r in died if r not in stopped),
+        *(r for r in errors if not statuses[r].get("peer")),
+        *stopped,
+        *errors,
+    ]
+    if causes:
+        rank = causes[0]
+        if rank in errors:
+            return f"rank {rank}: {statuses[rank]['error']}"
+        failure = failures[rank]
+        how = (
+            f"was killed by {failure['signal']}"
+            if failure["signal"]
+            else f"exited with code {failure['exitcode']}"
+        )
+        where = _at(statuses[rank]) if rank in statuses else "before it started"
+        return f"rank {rank} {how} {where}; the other ranks were stopped"
+    return f"the launcher failed (exit {code}): {_last_line(folder / 'launcher.log')}"
 
 
 def _last_line(path: Path) -> str:
@@ -165,15 +181,30 @@ def _last_line(path: Path) -> str:
 
 
 def _stop(agent: subprocess.Popen | None, folder: Path, world: int) -> None:
-    """Kill every rank (each runs in a session of its own) and the launcher.
-    Once the launcher has exited its ranks are gone (it stops them, and a
+    """Kill every rank (each runs in a session of its own) and the launcher,
+    and wait (a few seconds at most) until the ranks are gone. Once the
+    launcher has exited on its own its ranks are gone (it stops them, and a
     rank dies with it), so their pids are not touched: they may be reused."""
     if agent is None or agent.poll() is not None:
         return
-    for status in _statuses(folder, world).values():
-        _kill(status.get("pid"), lambda pid: os.kill(pid, signal.SIGKILL))
-    _kill(agent.pid, lambda pid: os.killpg(pid, signal.SIGKILL))
+    pids = [s["pid"] for s in _statuses(folder, world).values() if s.get("pid")]
+    for pid in pids:
+        _kill(pid, lambda p: os.kill(p, signal.SIGKILL))
+    _kill(agent.pid, lambda p: os.killpg(p, signal.SIGKILL))
     agent.wait()
+    deadline = time.monotonic() + 5
+    while any(_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _kill(pid: int | None, how: Callable[[int], None]) -> None:

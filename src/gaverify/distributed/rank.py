@@ -6,9 +6,10 @@ the process group with the scenario's timeout, runs the backend's worker
 function and, on rank 0, writes what it returns to FOLDER/result.json.
 
 Each rank keeps FOLDER/rank<r>.json current: its pid, the passes it has
-finished and the last one's label, its state (running, done, error and the
-one-line message) and a heartbeat written every HEARTBEAT_S by a thread, so
-the parent can tell a frozen rank from one waiting in a collective.
+finished, its moves (passes and start-up stages) and the last one's label,
+its state (running, done, error and the one-line message) and a heartbeat
+written every HEARTBEAT_S by a thread, so the parent can tell a frozen rank
+from one waiting in a collective.
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ class RankContext:
 
     def advance(self, label: str) -> None:
         """One more training pass is done on this rank."""
-        self._write(passes=self.status.get("passes", 0) + 1, label=label)
+        status = self.status
+        self._write(passes=status["passes"] + 1, moves=status["moves"] + 1, label=label)
+
+    def mark(self, label: str) -> None:
+        """This rank moved on (a pass, or a start-up stage such as joining
+        the process group): what the parent's hang clock watches."""
+        self._write(moves=self.status["moves"] + 1, label=label)
 
     def _write(self, **changes: Any) -> None:
         from gaverify.output import write_atomic
@@ -69,6 +76,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _peer_failure(error: str) -> bool:
+    """Whether an error is a collective failing because another rank went
+    away (gloo: connection reset or closed; NCCL: its watchdog): a symptom
+    the parent reports only when no rank has a cause to show."""
+    return any(mark in error for mark in ("/gloo/", "DistBackendError", "NCCL", "by peer"))
+
+
 def _context(folder: Path, on_cuda: bool) -> RankContext:
     rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     device = f"cuda:{local}" if on_cuda else "cpu"
@@ -80,7 +94,8 @@ def main(folder: Path) -> int:
     _die_with_parent()
     job = json.loads((folder / "job.json").read_text())
     ctx = _context(folder, job["cuda"])
-    ctx._write(rank=ctx.rank, pid=os.getpid(), passes=0, label="starting", state="running")
+    ctx._write(rank=ctx.rank, pid=os.getpid(), passes=0, moves=0, state="running")
+    ctx.mark("starting")
     stop = threading.Event()
     threading.Thread(target=_beat, args=(ctx, stop), daemon=True).start()
     try:
@@ -100,25 +115,28 @@ def main(folder: Path) -> int:
             traceback.print_exc()
         state = "error"
     stop.set()
-    ctx._write(state=state, error=error)
+    ctx._write(state=state, error=error, peer=state == "error" and _peer_failure(error))
     return 0 if state == "done" else 1
 
 
 def _work(job: dict[str, Any], ctx: RankContext) -> str:
     from datetime import timedelta
 
+    ctx.mark("importing torch")
     import torch
     import torch.distributed as dist
 
     from gaverify.imports import load_object
     from gaverify.scenario import Scenario
 
+    ctx.mark("joining the process group")
     scenario = Scenario.model_validate(job["scenario"])
     scenario._source_dir = Path(job["source_dir"]) if job["source_dir"] else None
     if job["cuda"]:
         torch.cuda.set_device(ctx.local_rank)
     timeout = timedelta(seconds=scenario.distributed.timeout)
     dist.init_process_group("nccl" if job["cuda"] else "gloo", timeout=timeout)
+    ctx.mark("building the model and data")
     try:
         return load_object(job["worker"], "backend")(scenario, ctx)
     finally:
