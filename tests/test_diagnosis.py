@@ -128,3 +128,20 @@ def test_a_zero_count_micro_batch_matches_no_rule_that_divides_by_it():
     # 1/(N*T_i) is undefined for T_i = 0; the weights must not match it by accident.
     pattern, _, also = name_weights(_fit([0.7, 1.9], [0, 5]), PRECISION["float32"])
     assert pattern == "unrecognised" and also == []
+
+
+def _ranked(weights, counts, ranks):
+    fit = _fit(weights, counts)
+    return fit.model_copy(update={"n": len(counts) // ranks, "ranks": ranks})
+
+
+def test_data_parallel_counts_are_named_per_rank():
+    counts = [10, 30, 20, 40]  # rank 0 holds 40 items, rank 1 holds 60; T = 100
+    per_rank = [100 / (2 * 40)] * 2 + [100 / (2 * 60)] * 2
+    pattern, detail, _ = name_weights(_ranked(per_rank, counts, 2), PRECISION["float32"])
+    assert pattern == "per-rank-count"
+    assert "each rank divided by its own item count (40, 60), not the 100 of all 2 ranks" in detail
+    pattern, detail, _ = name_weights(_ranked([0.5] * 4, counts, 2), PRECISION["float32"])
+    assert pattern == "unscaled-by-W" and "average over the 2 ranks is not undone" in detail
+    # the same weights from one process are not a rank's doing
+    assert name_weights(_fit(per_rank, counts), PRECISION["float32"])[0] == "unrecognised"

@@ -166,3 +166,26 @@ def test_validation_leaves_the_callers_mapping_alone():
     data = {"model": {"source": "pretrained", "path": "some/model"}}
     Scenario.model_validate(data)
     assert data == {"model": {"source": "pretrained", "path": "some/model"}}
+
+
+def test_processes_default_by_backend_and_must_suit_it():
+    assert Scenario().distributed.processes == 1
+    ddp = Scenario(backend="ddp", batch={"size": 16})
+    assert (ddp.distributed.processes, ddp.variants) == (2, ["local-count", "global-count"])
+    errors = _errors({"distributed": {"processes": 2}})[""]
+    assert "backend 'reference' runs in one process; use backend: ddp" in errors
+    errors = _errors({"backend": "ddp", "distributed": {"processes": 1}, "batch": {"size": 16}})
+    assert "backend 'ddp' needs 2 or more, not 1" in errors[""]
+    Scenario(backend="ddp", batch={"size": 12, "accumulation": [2, 3]})  # 4 and 6 divide 12
+    errors = _errors({"backend": "ddp", "batch": {"size": 8, "accumulation": [1, 8]}})
+    assert "N=8 on 2 processes needs batch.size divisible by 16 (W x N micro-batches)" in errors[""]
+    assert "greater than 0" in _errors({"distributed": {"timeout": 0}})["distributed.timeout"]
+
+
+def test_the_ddp_backend_runs_only_its_own_variants():
+    errors = _errors({"backend": "ddp", "batch": {"size": 16}, "variants": ["my:loss"]})
+    assert "backend 'ddp' runs only its own variants, not my:loss" in errors["variants"]
+    assert (
+        "unknown ddp variant 'fixed'"
+        in _errors({"backend": "ddp", "batch": {"size": 16}, "variants": ["fixed"]})["variants"]
+    )
