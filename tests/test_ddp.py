@@ -186,3 +186,25 @@ def test_a_hang_names_the_rank_behind_when_every_heartbeat_is_fresh():
     assert "rank 1 hung: stopped responding (no heartbeat) before it started" in launch._hang(
         {0: statuses[0]}, 2, 30
     )
+
+
+def test_the_trainer_on_two_processes_all_reduces_the_count_unless_told_not_to():
+    scenario = small_scenario(
+        backend="trainer",
+        batch={"size": 8, "accumulation": [1, 2]},
+        distributed={"processes": 2, "timeout": 120},
+        variants=["installed", "local-count"],
+    )
+    result = run_scenario(scenario)
+    verdicts = {(g.n, g.variant): g.verdict for g in result.groups}
+    assert verdicts == {
+        (1, "installed"): "pass", (2, "installed"): "pass",
+        (1, "local-count"): "fail", (2, "local-count"): "fail",
+    }  # fmt: skip
+    assert result.exit_code == 0 and result.diagnoses == []  # not fitted on several ranks
+    assert all(len(r.items_micro) == 2 * r.n for r in result.rows)
+
+
+def test_the_trainer_s_local_count_needs_several_processes():
+    with pytest.raises(ValueError, match="local-count compares counts across processes"):
+        small_scenario(backend="trainer", variants=["local-count"])

@@ -24,6 +24,10 @@ from gaverify.results import Diagnosis, GradientFit, Row
 # the fit's own error (~1e-6 in float32), far tighter than patterns differ.
 PRECISION = {"float64": 1e-6, "float32": 1e-3, "bfloat16": 5e-2}
 
+# A diverging gradient is diagnosed only from a fit; a backend that fits none
+# (the Trainer on several processes) leaves its rows undiagnosed.
+GRADIENT_METRICS = frozenset({"grad_norm_rel", "grad_rel_l2", "cosine_distance"})
+
 Matcher = Callable[[GradientFit, float], "str | None"]
 
 
@@ -203,7 +207,8 @@ def _ratio(x: float, n: int) -> str:
 
 
 def diagnose(rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str) -> list[Diagnosis]:
-    """One Diagnosis per (N, variant) with a failing row, in row order."""
+    """One Diagnosis per (N, variant) with a failing row, in row order
+    (none for a diverging gradient its backend did not fit)."""
     precision = PRECISION[dtype]
     fitted = {(f.n, f.variant): f for f in fits}
     out: dict[tuple[int, str], Diagnosis] = {}
@@ -232,7 +237,7 @@ def diagnose(rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str) -> li
             out[key] = Diagnosis(
                 n=row.n, variant=row.variant, step=row.step, pattern="logged-loss", detail=detail
             )
-        else:
+        elif not set(row.exceeded) & GRADIENT_METRICS:
             detail = (
                 f"step {row.step}: over tolerance on {', '.join(row.exceeded)} while the "
                 "gradient is within it; no weights to fit"

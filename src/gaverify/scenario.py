@@ -165,18 +165,22 @@ class Scenario(Section):
 
 def _process_problem(scenario: Scenario) -> str | None:
     """What is wrong with the number of processes for this backend and batch, if anything."""
-    default, least = BACKENDS.get(scenario.backend).processes
+    default, least, most = BACKENDS.get(scenario.backend).processes
     spec = scenario.distributed
     if spec.processes is None:
         spec.processes = default
     w = spec.processes
-    if default == 1 and w > 1:
+    if most == 1 and w > 1:
         return (
             f"distributed.processes: backend '{scenario.backend}' runs in one process; "
             "use backend: ddp for several"
         )
     if w < least:
         return f"distributed.processes: backend '{scenario.backend}' needs {least} or more, not {w}"
+    for name in scenario.variants or []:
+        known = BACKENDS.get(scenario.backend).variants
+        if name in known.names() and getattr(known.get(name), "processes", 1) > w:
+            return f"variants: {name} compares counts across processes: set distributed.processes"
     for n in scenario.batch.accumulation:
         if scenario.batch.size % (w * n):
             return (

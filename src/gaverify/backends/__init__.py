@@ -34,7 +34,7 @@ class Backend:
     variants: Registry[Any]  # the variant names it understands (module:function besides)
     default_variants: tuple[str, ...]
     modes: tuple[str, ...]  # the first is the default
-    processes: tuple[int, int]  # (default, least) worker processes; (1, 1): one process only
+    processes: tuple[int, int, int]  # worker processes: (default, least, most)
     custom_variants: bool = True  # whether module:function variants (your loss) can run
 
 
@@ -47,18 +47,19 @@ BACKENDS.add(
         VARIANTS,
         ("naive", "fixed"),
         ("lockstep", "trajectory"),
-        (1, 1),
+        (1, 1, 1),
     ),
 )
 BACKENDS.add(
     "trainer",
     Backend(
         "gaverify.backends.trainer:run",
-        "the installed transformers.Trainer, gradient_accumulation_steps 1 vs N",
+        "the installed transformers.Trainer, gradient_accumulation_steps 1 vs N (on W "
+        "processes with distributed.processes: W)",
         TRAINER_VARIANTS,
         ("installed", "pre-fix"),
         ("trajectory",),
-        (1, 1),
+        (1, 1, 64),
     ),
 )
 BACKENDS.add(
@@ -70,7 +71,7 @@ BACKENDS.add(
         DDP_VARIANTS,
         ("local-count", "global-count"),
         ("lockstep", "trajectory"),
-        (2, 2),
+        (2, 2, 64),
         custom_variants=False,
     ),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -133,17 +134,12 @@ class _Compare:
 def run(scenario, progress: Progress | None = None) -> Trace:
     """Train with the Trainer at N=1 and at every N, per variant, and measure each step."""
     progress = progress or Progress()
+    if scenario.distributed.processes > 1:
+        from gaverify.backends.trainer_ddp import run_distributed
+
+        return run_distributed(scenario, progress)
     setup = Setup(scenario, resolve_trainer_variant)
-    variants: dict[str, TrainerVariant] = setup.variants
-    if any(v.compute_loss_func for v in variants.values()) and not compat.takes_compute_loss_func():
-        raise GaverifyError(
-            f"variants: a compute_loss_func needs transformers >= 4.46 (the Trainer's "
-            f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
-        )
-    plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
-    # The built-ins share one reference: the Trainer as installed, at N=1.
-    installed = TRAINER_VARIANTS.get("installed")
-    references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
+    variants, plan, references = plan_runs(setup)
     progress.start(scenario.steps * (len(references) + len(plan)))
     notes: list[str] = []
     measurements: list[Measurement] = []
@@ -183,6 +179,22 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     )
 
 
+def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, TrainerVariant]]:
+    """The variants, the (N, variant) runs, and the reference runs they need:
+    the built-ins share one, the Trainer as installed at N=1."""
+    variants: dict[str, TrainerVariant] = setup.variants
+    if any(v.compute_loss_func for v in variants.values()) and not compat.takes_compute_loss_func():
+        raise GaverifyError(
+            f"variants: a compute_loss_func needs transformers >= 4.46 (the Trainer's "
+            f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
+        )
+    scenario = setup.scenario
+    plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
+    installed = TRAINER_VARIANTS.get("installed")
+    references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
+    return variants, plan, references
+
+
 def _train(
     setup: Setup,
     variant: TrainerVariant,
@@ -190,9 +202,13 @@ def _train(
     watch: _Keep | _Compare,
     progress: Progress,
     label: str,
+    world: int = 1,
+    combine: Callable[[list[float]], list[float]] = list,
 ) -> _Run:
-    """Train a fresh copy of the model with the Trainer at accumulation `n`;
-    `watch` sees the gradient before and the parameters after every step."""
+    """Train a fresh copy of the model with the Trainer at accumulation `n`
+    (on `world` processes when run by a rank); `watch` sees the gradient
+    before and the parameters after every step. `combine` turns this
+    process's returned losses of a step into what the log is computed from."""
     scenario = setup.scenario
     model = copy.deepcopy(setup.built.model)
     if not scenario.model.dropout:
@@ -204,7 +220,8 @@ def _train(
     logs = _Logs(progress, label)
     out = _Run()
     with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
-        args = compat.training_arguments(scenario, n, tmp, cpu=setup.device == "cpu")
+        cpu = setup.device == "cpu"
+        args = compat.training_arguments(scenario, n, tmp, cpu, world, variant.args)
         extra = {}
         if variant.compute_loss_func:
             extra["compute_loss_func"] = partial(
@@ -235,7 +252,9 @@ def _train(
         )
     returned = trainer.gaverify_returned
     for step, log in enumerate(logs.logs):
-        loss, note = compat.logged_loss(log.get("loss"), returned[step * n : (step + 1) * n])
+        loss, note = compat.logged_loss(
+            log.get("loss"), combine(returned[step * n : (step + 1) * n])
+        )
         out.losses.append(loss)
         out.grad_norms.append(log.get("grad_norm"))
         if note:

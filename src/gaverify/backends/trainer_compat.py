@@ -35,15 +35,18 @@ def takes_compute_loss_func() -> bool:
     return "compute_loss_func" in inspect.signature(Trainer.__init__).parameters
 
 
-def training_arguments(scenario: Scenario, n: int, output_dir: str, cpu: bool) -> Any:
-    """TrainingArguments for one run: batch B/n with n accumulation steps, a
-    step logged every step, nothing saved or reported, plus the scenario's
-    own trainer.args. A key the installed release does not know is exit 2."""
+def training_arguments(
+    scenario: Scenario, n: int, output_dir: str, cpu: bool, world: int = 1, variant_args=()
+) -> Any:
+    """TrainingArguments for one run: batch B/(W*n) per device with n
+    accumulation steps, a step logged every step, nothing saved or reported,
+    plus the scenario's own trainer.args and the variant's. A key the
+    installed release does not know is exit 2."""
     from transformers import TrainingArguments
 
     fixed = {
         "output_dir": output_dir,
-        "per_device_train_batch_size": scenario.batch.size // n,
+        "per_device_train_batch_size": scenario.batch.size // (world * n),
         "gradient_accumulation_steps": n,
         "max_steps": scenario.steps,
         "seed": scenario.seed,
@@ -64,7 +67,9 @@ def training_arguments(scenario: Scenario, n: int, output_dir: str, cpu: bool) -
     # gradient and can hide a loss-scale bug), no pinned memory on CPU.
     defaults = {"max_grad_norm": 0.0, "dataloader_pin_memory": not cpu}
     try:
-        return TrainingArguments(**{**defaults, **scenario.trainer.args, **fixed})
+        return TrainingArguments(
+            **{**defaults, **scenario.trainer.args, **dict(variant_args), **fixed}
+        )
     except TypeError as exc:
         raise GaverifyError(
             f"trainer.args: TrainingArguments of transformers {installed_version()}: {exc}"

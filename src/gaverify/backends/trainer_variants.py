@@ -5,6 +5,9 @@
                 False), so every micro-batch returns its own mean and the
                 Trainer divides by N: the mean of means that releases before
                 4.46 applied. It proves the scenario can see the bug.
+    local-count on W processes: average_tokens_across_devices=False, so
+                each process divides by its own item count (needs
+                distributed.processes of 2 or more)
     module:function   your compute_loss_func, passed to Trainer(compute_loss_func=...)
 
 Each variant is compared with the same Trainer set-up at
@@ -35,6 +38,8 @@ class TrainerVariant:
     # With equal counts per micro-batch a pure normalisation bug is invisible.
     expected_when_equal: str = "pass"
     origin: str = ""  # for user code: which function, from which file
+    args: tuple[tuple[str, Any], ...] = ()  # TrainingArguments this variant sets
+    processes: int = 1  # the fewest processes it means anything on
 
     @property
     def reference(self) -> str:
@@ -59,6 +64,17 @@ TRAINER_VARIANTS.add(
         "the Trainer with the model's loss kwargs switched off: mean of means, as before 4.46",
         "fail",
         accepts_loss_kwargs=False,
+    ),
+)
+TRAINER_VARIANTS.add(
+    "local-count",
+    TrainerVariant(
+        "local-count",
+        "on W processes, average_tokens_across_devices=False: each process divides by its "
+        "own item count",
+        "fail",
+        args=(("average_tokens_across_devices", False),),
+        processes=2,
     ),
 )
 
