@@ -43,6 +43,8 @@ def cli_table(repeat: int) -> Table:
         ["run", "quickstart", "--set", "mode=trajectory"],
         ["run", "quickstart", "--set", "tolerance=auto"],
         ["run", "trainer", "--set", "tolerance=auto"],
+        ["run", "ddp"],  # 2 processes; RSS is the largest single process's
+        ["run", "trainer-ddp"],
     ]
     for args in commands:
         runs = [timed([GAVERIFY, *args]) for _ in range(repeat)]

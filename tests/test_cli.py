@@ -341,3 +341,10 @@ def test_data_file_with_the_wrong_column(tmp_path):
         "data.columns.text: row 1 of",
         "has no column 'text' (it has: body)",
     )
+
+
+def test_nproc_is_a_shorthand_for_distributed_processes():
+    result = invoke("run", "ddp", "--nproc", "1")
+    assert result.exit_code == 2
+    assert "distributed.processes: backend 'ddp' needs 2 or more, not 1" in result.output
+    assert "Traceback" not in result.output
