@@ -11,7 +11,8 @@ Per optimizer step a run records the loss and grad_norm the Trainer logs,
 the gradient handed to the optimizer (a pre-step hook on the optimizer: the
 same point, after clipping, in every release) and the parameters after the
 step. Runs are compared as the reference backend's trajectory mode compares
-them, into the same Measurements. Release differences: trainer_compat.py.
+them, into the same Measurements. Release differences: trainer_compat.py;
+the same runs on several processes: trainer_ddp.py.
 """
 
 from __future__ import annotations

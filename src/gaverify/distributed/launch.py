@@ -48,6 +48,14 @@ def run_ranks(
     """Run `worker` (module:function(scenario, RankContext) -> str) on the
     scenario's W ranks; return what rank 0's call returned."""
     spec = scenario.distributed
+    if on_cuda:
+        import torch
+
+        if torch.cuda.device_count() < spec.processes:
+            raise GaverifyError(
+                f"distributed.processes: {spec.processes} ranks on CUDA need a GPU each "
+                f"(NCCL); {torch.cuda.device_count()} visible. Lower it or use --device cpu (gloo)"
+            )
     folder = Path(tempfile.mkdtemp(prefix="gaverify-ddp-"))
     agent = None
     try:
