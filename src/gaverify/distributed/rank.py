@@ -116,7 +116,18 @@ def main(folder: Path) -> int:
         state = "error"
     stop.set()
     ctx._write(state=state, error=error, peer=state == "error" and _peer_failure(error))
+    if state == "done":
+        _leave()
     return 0 if state == "done" else 1
+
+
+def _leave() -> None:
+    """Tear the process group down once every rank is done (their results
+    are written by then): the launcher accepts a crash in here, as gloo
+    may abort a rank whose peer closed its connections first."""
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
 
 
 def _work(job: dict[str, Any], ctx: RankContext) -> str:
@@ -137,10 +148,9 @@ def _work(job: dict[str, Any], ctx: RankContext) -> str:
     timeout = timedelta(seconds=scenario.distributed.timeout)
     dist.init_process_group("nccl" if job["cuda"] else "gloo", timeout=timeout)
     ctx.mark("building the model and data")
-    try:
-        return load_object(job["worker"], "backend")(scenario, ctx)
-    finally:
-        dist.destroy_process_group()
+    result = load_object(job["worker"], "backend")(scenario, ctx)
+    dist.barrier()  # no rank finishes while another still trains
+    return result
 
 
 if __name__ == "__main__":
