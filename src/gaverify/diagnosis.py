@@ -94,12 +94,11 @@ def _per_rank(fit: GradientFit) -> list[list[int]]:
 def _rank_count(fit: GradientFit, precision: float) -> str | None:
     if fit.ranks < 2:
         return None
-    total = sum(fit.counts)
-    want = [total / (fit.ranks * sum(r)) if sum(r) else math.inf for r in _per_rank(fit)]
-    want = [w for w in want for _ in range(len(fit.counts) // fit.ranks)]
+    total, ranks = sum(fit.counts), _per_rank(fit)
+    want = [total / (fit.ranks * sum(r)) if sum(r) else math.inf for r in ranks for _ in r]
     if not _close(fit.weights, want, precision):
         return None
-    counts = ", ".join(str(sum(r)) for r in _per_rank(fit))
+    counts = ", ".join(str(sum(r)) for r in ranks)
     return (
         f"weights 1/(W*T_r): each rank divided by its own item count ({counts}), "
         f"not the {total} of all {fit.ranks} ranks"

@@ -28,6 +28,7 @@ from gaverify.backends import Progress
 from gaverify.backends.ddp_variants import DdpVariant, resolve_ddp_variant
 from gaverify.backends.reference import REFERENCE, accumulate, measure
 from gaverify.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.distributed.rank import mean_over_ranks
 from gaverify.optim import build_optimizer
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
@@ -86,15 +87,6 @@ def _wrap(model: Any, ctx) -> Any:
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
-def _mean_over_ranks(value: float, ctx) -> float:
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t)
-    return float(t) / ctx.world
-
-
 def _ddp_accumulate(
     ddp: Any, setup: Setup, samples: list, n: int, variant: DdpVariant, ctx
 ) -> tuple[float, list[int]]:
@@ -117,7 +109,7 @@ def _ddp_accumulate(
             loss = weighted_loss(Window(ddp, setup.task, mb, mine, smoothing), weights[i])
             loss.backward()
         logged += float(loss.detach())
-    return _mean_over_ranks(logged, ctx), [c for counts in ranks for c in counts]
+    return mean_over_ranks(logged), [c for counts in ranks for c in counts]
 
 
 def _broadcast_gradient(model: Any, ctx) -> list[Any]:

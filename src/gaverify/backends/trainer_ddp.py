@@ -27,6 +27,7 @@ from gaverify.backends import Progress
 from gaverify.backends import trainer as single
 from gaverify.backends import trainer_compat as compat
 from gaverify.backends.trainer_variants import resolve_trainer_variant
+from gaverify.distributed.rank import mean_over_ranks
 from gaverify.prepare import Setup
 from gaverify.results import Trace
 
@@ -91,13 +92,9 @@ def run_distributed(scenario, progress: Progress) -> Trace:
     )
 
 
-def _mean_over_ranks(values: list[float]) -> list[float]:
+def _logged_over_ranks(values: list[float]) -> list[float]:
     """The ranks' mean of this step's summed returned losses (as the Trainer logs it)."""
-    import torch.distributed as dist
-
-    sums: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(sums, math.fsum(values))
-    return [math.fsum(sums) / len(sums)]
+    return [mean_over_ranks(math.fsum(values))]
 
 
 def work(scenario, ctx) -> str:
@@ -118,7 +115,9 @@ def work(scenario, ctx) -> str:
         keep.grads, keep.params = ref["grads"], ref["params"]
         watch = single._Compare(keep, _NoFit(), n, name) if ctx.rank == 0 else _Ignore()
         label = f"N={n} {name}"
-        got = single._train(setup, variant, n, watch, progress, label, ctx.world, _mean_over_ranks)
+        got = single._train(
+            setup, variant, n, watch, progress, label, ctx.world, _logged_over_ranks
+        )
         if ctx.rank == 0:
             counts = single._item_counts(setup, ctx.world * n)
             ref_run = single._Run(ref["losses"], ref["grad_norms"])

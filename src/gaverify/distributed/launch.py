@@ -70,7 +70,7 @@ def run_ranks(
         if prepare:
             prepare(folder)
         env = dict(os.environ)
-        # Share the cores, as torchrun does (it sets 1 when OMP_NUM_THREADS is unset).
+        # Share the cores between the ranks (torchrun would set 1 when it is unset).
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // spec.processes)))
         with open(folder / "launcher.log", "wb") as log:
             agent = subprocess.Popen(

@@ -62,6 +62,18 @@ class RankContext:
             write_atomic(status_path(self.folder, self.rank), json.dumps(self.status))
 
 
+def mean_over_ranks(value: float) -> float:
+    """The mean of `value` over every rank (summed in rank order, so every
+    rank gets the same number): a loss as a data-parallel loop logs it."""
+    import math
+
+    import torch.distributed as dist
+
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return math.fsum(values) / len(values)
+
+
 def _beat(ctx: RankContext, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         ctx._write()
