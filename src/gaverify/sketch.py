@@ -129,17 +129,35 @@ class GradientFitter:
             return False
         return gradient_diverges(comparison, self.setup.scenario.tolerance)
 
+    def pending(self, n: int, variants: Sequence[str]) -> bool:
+        """Whether any of these variants has no fit at N yet: then a shared
+        sweep sketches its micro-batch gradients as it goes."""
+        return any((n, v) not in self.fits for v in variants)
+
     def fit(
-        self, step: int, n: int, variant: str, model: Any, grads: Sequence[Any], pieces: int = 0
+        self,
+        step: int,
+        n: int,
+        variant: str,
+        model: Any,
+        grads: Sequence[Any],
+        pieces: int = 0,
+        basis: tuple[Sequence[int], Any] | None = None,
     ) -> None:
         """Fit `grads` (the accumulated gradient of `model` at step `step`)
-        over its `pieces` micro-batches (default n; W x n for W ranks)."""
+        over its `pieces` micro-batches (default n; W x n for W ranks).
+        `basis`: (counts, sketches) of those micro-batch gradients at the
+        same parameters when a sweep already made them; otherwise each
+        micro-batch is backpropagated again here."""
         setup = self.setup
-        micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
-        smoothing = setup.scenario.loss.label_smoothing
-        counts = [setup.task.count_items(mb["labels"]) for mb in micro]
-        basis = micro_batch_sketches(model, setup.task, micro, counts, smoothing, self.sketch)
-        weights, residual = fit_weights(basis, self.sketch.project(grads), sum(counts))
+        if basis is None:
+            micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
+            smoothing = setup.scenario.loss.label_smoothing
+            counts = [setup.task.count_items(mb["labels"]) for mb in micro]
+            rows = micro_batch_sketches(model, setup.task, micro, counts, smoothing, self.sketch)
+        else:
+            counts, rows = list(basis[0]), basis[1]
+        weights, residual = fit_weights(rows, self.sketch.project(grads), sum(counts))
         self.fits[(n, variant)] = GradientFit(
             step=step, n=n, variant=variant, counts=counts, weights=weights,
             residual=residual, ranks=(pieces or n) // n,

@@ -85,12 +85,17 @@ def fixed_weights(counts: Sequence[int]) -> list[float]:
     return [_inverse(total)] * len(counts)
 
 
-def weighted_loss(window: Window, weight: float):
-    """w_i * S_i: the task's summed loss of the micro-batch, weighted."""
+def summed_loss(window: Window):
+    """S_i: the task's summed loss of the micro-batch."""
     from gaverify.models import forward, logits_of
 
     logits = logits_of(forward(window.model, window.task, window.batch))
-    return window.task.summed_loss(logits, window.batch["labels"], window.label_smoothing) * weight
+    return window.task.summed_loss(logits, window.batch["labels"], window.label_smoothing)
+
+
+def weighted_loss(window: Window, weight: float):
+    """w_i * S_i: the task's summed loss of the micro-batch, weighted."""
+    return summed_loss(window) * weight
 
 
 def trainer_scales_loss(model: Any) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gaverify.backends import Progress
+from gaverify.backends.sweep import groups, shareable, sweep
 from gaverify.collate import Batch
 from gaverify.compare import (
     compare_gradients,
@@ -109,25 +110,48 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     optimizer = _optimizer(scenario, model)
+    order = {name: i for i, name in enumerate(scenario.variants)}
     out = []
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
         ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
         ref_grads = snapshot(gradients(model))
         progress.advance(f"step {step} full batch")
-        for n, name in plan:
-            optimizer.zero_grad(set_to_none=True)
+        for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
-            loss, counts = accumulate(model, micro, setup.variants[name], task, smoothing)
-            comparison = compare_gradients(ref_grads, gradients(model))
-            if fitter.wants(n, name, comparison):
-                fitter.fit(step, n, name, model, gradients(model))
-            out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
-            progress.advance(f"step {step} N={n} {name}")
+            basis, rows = None, []
+            for group in groups(setup.variants):
+                optimizer.zero_grad(set_to_none=True)
+                for name, loss, counts, grads, swept in _passes(setup, fitter, n, micro, group):
+                    basis = basis or swept
+                    comparison = compare_gradients(ref_grads, grads)
+                    if fitter.wants(n, name, comparison):
+                        fitter.fit(step, n, name, model, grads, basis=basis)
+                    rows.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
+                    progress.advance(f"step {step} N={n} {name}")
+                    del grads  # a shared variant's buffer goes as soon as it is compared
+            out.extend(sorted(rows, key=lambda m: order[m.variant]))
         for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
         optimizer.step()
     return out
+
+
+def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str]):
+    """(name, logged loss, counts, gradient, sketch basis or None) of each
+    variant in `group`: one shared sweep, or the variant's own pass."""
+    task, smoothing = setup.task, setup.scenario.loss.label_smoothing
+    variants = [setup.variants[name] for name in group]
+    if not shareable(variants[0]):
+        loss, counts = accumulate(setup.built.model, micro, variants[0], task, smoothing)
+        yield group[0], loss, counts, gradients(setup.built.model), None
+        return
+    sketch = fitter.sketch if fitter.pending(n, group) else None
+    done = sweep(setup.built.model, micro, variants, task, smoothing, sketch)
+    basis = (done.counts, done.basis) if sketch else None
+    while done.results:
+        result = done.results.pop(0)
+        yield result.name, result.loss, done.counts, result.grads, basis
 
 
 def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Measurement]:
