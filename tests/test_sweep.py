@@ -138,3 +138,12 @@ def test_a_lockstep_run_backpropagates_each_micro_batch_once_for_naive_and_fixed
 def test_a_variant_with_its_own_loss_code_still_runs_its_own_passes():
     forwards, _ = _forwards(small_scenario(steps=1, variants=["naive", "fixed", "model"]))
     assert forwards == 1 + 2 * (2 + 4 + 8)
+
+
+def test_sweeps_sketch_only_for_unfitted_variants_expected_to_diverge():
+    from gaverify.sketch import GradientFitter
+
+    fitter = GradientFitter(Setup(small_scenario(steps=1)))
+    assert fitter.pending(2, [naive, fixed]) and not fitter.pending(2, [fixed])
+    fitter.fits[(2, "naive")] = object()
+    assert not fitter.pending(2, [naive, fixed]) and fitter.pending(4, [naive])

@@ -12,6 +12,7 @@ import sys
 from importlib import metadata
 
 import gaverify
+from gaverify import allocator
 
 _PACKAGES = ["torch", "transformers", "accelerate", "pydantic", "typer", "rich", "pyyaml"]
 
@@ -42,4 +43,5 @@ def collect() -> dict[str, str]:
     else:
         info["gpu"] = "none visible to torch"
     info["torch threads"] = str(torch.get_num_threads())
+    info["allocator"] = allocator.describe()
     return info

@@ -50,15 +50,23 @@ class Sketch:
 
         flat = grad.detach().reshape(-1)
         signs = self._signs_of(index, flat)
-        dim, total = self.dim, torch.zeros(self.dim, dtype=torch.float64, device=flat.device)
-        step = max(CHUNK // dim, 1) * dim
-        main = flat.numel() - flat.numel() % dim
+        dim, size = self.dim, flat.numel()
+        main, step = size - size % dim, max(CHUNK // dim, 1) * dim
+        # on the CPU straight into `out`; elsewhere on the device, copied once
+        total = out if flat.device.type == "cpu" else out.new_zeros(dim, device=flat.device)
         for start in range(0, main, step):
             end = min(start + step, main)
-            total += (flat[start:end] * signs[start:end]).view(-1, dim).sum(0, dtype=torch.float64)
-        if main < flat.numel():
-            total[: flat.numel() - main] += (flat[main:] * signs[main:]).double()
-        out += total.cpu() * scale
+            part = (flat[start:end] * signs[start:end]).view(-1, dim).sum(0, dtype=torch.float64)
+            total.add_(part, alpha=scale)
+        if main < size:
+            total[: size - main].add_((flat[main:] * signs[main:]).double(), alpha=scale)
+        if total is not out:
+            out += total.cpu()
+
+    def forget(self) -> None:
+        """Drop the cached signs (1 byte per parameter); they are seeded, so
+        the next use draws the same ones again."""
+        self._signs.clear()
 
     def project(self, grads: Sequence[Any]):
         """The sketch (float64 tensor of `dim`, on the CPU) of one gradient
@@ -129,10 +137,12 @@ class GradientFitter:
             return False
         return gradient_diverges(comparison, self.setup.scenario.tolerance)
 
-    def pending(self, n: int, variants: Sequence[str]) -> bool:
-        """Whether any of these variants has no fit at N yet: then a shared
-        sweep sketches its micro-batch gradients as it goes."""
-        return any((n, v) not in self.fits for v in variants)
+    def pending(self, n: int, variants: Sequence[Any]) -> bool:
+        """Whether a shared sweep at N should sketch its micro-batch gradients
+        as it goes: some variant expected to diverge has no fit at N yet.
+        Sketching costs little, but every step; a variant expected to pass
+        that diverges anyway is fitted by running its micro-batches again."""
+        return any(v.expected == "fail" and (n, v.name) not in self.fits for v in variants)
 
     def fit(
         self,

@@ -27,7 +27,6 @@ from gaverify.compare import (
     compare_gradients,
     gradients,
     max_abs_difference,
-    snapshot,
     top_layers,
     trainable,
 )
@@ -115,7 +114,7 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
         ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
-        ref_grads = snapshot(gradients(model))
+        ref_grads = gradients(model)  # kept, not copied: the candidates get fresh .grad
         progress.advance(f"step {step} full batch")
         for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
@@ -131,9 +130,12 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
                     progress.advance(f"step {step} N={n} {name}")
                     del grads  # a shared variant's buffer goes as soon as it is compared
             out.extend(sorted(rows, key=lambda m: order[m.variant]))
-        for p, g in zip(trainable(model), ref_grads, strict=True):
-            p.grad = g
-        optimizer.step()
+        if step < len(setup.steps):  # the last update would never be looked at
+            for p, g in zip(trainable(model), ref_grads, strict=True):
+                p.grad = g
+            optimizer.step()
+        del ref_grads  # or it outlives the next step's zero_grad: a buffer more at its peak
+        fitter.sketch.forget()  # the signs are redrawn if a later step needs them
     return out
 
 
@@ -146,7 +148,7 @@ def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str
         loss, counts = accumulate(setup.built.model, micro, variants[0], task, smoothing)
         yield group[0], loss, counts, gradients(setup.built.model), None
         return
-    sketch = fitter.sketch if fitter.pending(n, group) else None
+    sketch = fitter.sketch if fitter.pending(n, variants) else None
     done = sweep(setup.built.model, micro, variants, task, smoothing, sketch)
     basis = (done.counts, done.basis) if sketch else None
     while done.results:

@@ -99,7 +99,9 @@ def sweep(
     ratios = [[w / scale for w in ws] for ws in weights]  # per variant, per micro-batch
     own = _in_grad(ratios)
     others = [k for k in range(len(variants)) if k != own]
-    buffers: dict[int, list[Any]] = {k: [None] * len(params) for k in others}
+    # allocated up front, in one go: grown piecemeal during the backward they
+    # interleave with the activations being freed and fragment the heap
+    buffers = {k: [torch.zeros_like(p) for p in params] for k in others}
     rows = torch.zeros(len(micro_batches), sketch.dim, dtype=torch.float64) if sketch else None
     at = [0]  # the micro-batch in flight
 
@@ -107,11 +109,7 @@ def sweep(
         def hook(grad):
             i = at[0]
             for k in others:
-                buffer, ratio = buffers[k], ratios[k][i]
-                if buffer[index] is None:
-                    buffer[index] = grad * ratio
-                else:
-                    buffer[index].add_(grad, alpha=ratio)
+                buffers[k][index].add_(grad, alpha=ratios[k][i])
             if sketch is not None:
                 sketch.add(index, grad, rows[i], 1.0 / scale)
             return grad if ratios[own][i] == 1.0 else grad * ratios[own][i]

@@ -39,7 +39,7 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Run full-batch vs accumulated training and judge every step."""
-    from gaverify import render
+    from gaverify import allocator, render
     from gaverify.cli.scenarios import load_all
     from gaverify.reports import write_report
     from gaverify.runner import run_scenarios
@@ -47,6 +47,8 @@ def run(
     shorthands = {"device": device, "distributed.processes": nproc, "layers": layers}
     specs = load_all(scenarios, set_, **shorthands)
     bar = render.ProgressBar(enabled=not quiet)
+    if _command_line():  # gaverify is the program, not a host calling it
+        allocator.keep_freed_memory()
     alone = len(specs) == 1 or debug  # then an error is the command's error
     try:
         runset = run_scenarios(
