@@ -1,18 +1,21 @@
-"""`make bench`: start-up and run times of the CLI, and the noise floor that
-the default tolerances rest on. Figures go into BENCHMARKS.md by hand, with
-the machine they came from.
+"""`make bench`: start-up and run times of the CLI, the noise floor that the
+default tolerances rest on, the diagnosis' cost, and gaverify against the
+same check written by hand (benchmarks/handwritten.py) on a GPT-2-small-sized
+model. Figures go into BENCHMARKS.md by hand, with the machine they came from.
 
-    python benchmarks/run.py [--repeat 5]
+    python benchmarks/run.py [--repeat 5] [--versus-repeat 1] [--only versus]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 GAVERIFY = str(Path(sys.executable).with_name("gaverify"))
 
 
-def timed(argv: list[str]) -> tuple[float, float, int]:
+def timed(argv: list[str], env: dict[str, str] | None = None, stdout=subprocess.DEVNULL):
     """Wall seconds, peak RSS (MiB) and exit code of one command."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
@@ -119,17 +124,85 @@ def diagnosis_table() -> Table:
     return table
 
 
+def _worst(path: Path) -> dict[str, float]:
+    """Worst gradient rel-L2 per variant, from gaverify's JSON or the script's."""
+    data = json.loads(path.read_text())
+    if "worst_grad_rel_l2" in data:
+        return data["worst_grad_rel_l2"]
+    worst: dict[str, float] = {}
+    for s in data["variants"]:
+        worst[s["variant"]] = max(worst.get(s["variant"], 0.0), s["worst"]["grad_rel_l2"])
+    return worst
+
+
+def versus_table(repeat: int) -> Table:
+    """Issue 8's benchmark: the same lockstep check of naive and fixed at N in
+    {2, 4, 8} on GPT-2 small (124M, random init, batch 8, <= 128 tokens, 2
+    steps, CPU), by gaverify and by the hand-written script, one after the
+    other in each round so both see the same machine. The floor is one plain
+    training step (forward, backward, AdamW) of the full batch."""
+    gpt2 = ["run", "benchmarks/gpt2-small.yaml", "-q", "--json"]
+    script = [sys.executable, "benchmarks/handwritten.py"]
+    contenders = {
+        "gaverify run benchmarks/gpt2-small.yaml": ([GAVERIFY, *gpt2], {}),
+        "  same, GAVERIFY_MALLOC=system": ([GAVERIFY, *gpt2], {"GAVERIFY_MALLOC": "system"}),
+        "benchmarks/handwritten.py": (script, {}),
+        "benchmarks/handwritten.py --floor": ([*script, "--floor"], {}),
+    }
+    runs: dict[str, list] = {name: [] for name in contenders}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        for _ in range(repeat):
+            for name, (argv, env) in contenders.items():
+                with open(out, "w") as sink:
+                    if argv[0] == GAVERIFY:  # numbers via --json; the script prints them
+                        wall, rss, code = timed([*argv, str(out)], env)
+                    else:
+                        wall, rss, code = timed(argv, env, stdout=sink)
+                data = json.loads(out.read_text()) if "floor" in name else _worst(out)
+                runs[name].append((wall, rss, code, data))
+    median = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+              for name, rs in runs.items()}  # fmt: skip
+    base_wall, base_rss = median["benchmarks/handwritten.py"]
+    floor = runs["benchmarks/handwritten.py --floor"]
+    step = statistics.median(s for r in floor for s in r[3]["step_s"])
+    table = Table(
+        title=f"GPT-2 small, lockstep, N {{2,4,8}} x naive/fixed, 2 steps (median of {repeat}); "
+        f"one plain training step: {step:.2f} s",
+        title_justify="left",
+    )
+    for col in ["command", "wall s", "x script", "steps' worth", "peak RSS MiB", "x script",
+                "exit", "worst rel-L2 naive / fixed"]:  # fmt: skip
+        table.add_column(col, justify="left" if col == "command" else "right")
+    for name, rs in runs.items():
+        wall, rss = median[name]
+        last = rs[-1][3]
+        worst = "-" if "floor" in name else f"{last['naive']:.1e} / {last['fixed']:.1e}"
+        table.add_row(name, f"{wall:.1f}", f"{wall / base_wall:.2f}", f"{wall / step:.0f}",
+                      f"{rss:.0f}", f"{rss / base_rss:.2f}",
+                      ",".join(sorted({str(r[2]) for r in rs})), worst)  # fmt: skip
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each CLI command")
+    parser.add_argument("--versus-repeat", type=int, default=1, help="rounds of the GPT-2 race")
+    parser.add_argument("--only", choices=["cli", "noise", "diagnosis", "versus"], nargs="*")
     args = parser.parse_args()
-    console = Console(width=120)
+    console = Console(width=140)
     console.print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    console.print(cli_table(args.repeat))
-    console.print(noise_table())
-    console.print(diagnosis_table())
+    tables = {
+        "cli": lambda: cli_table(args.repeat),
+        "noise": noise_table,
+        "diagnosis": diagnosis_table,
+        "versus": lambda: versus_table(args.versus_repeat),
+    }
+    for name, table in tables.items():
+        if not args.only or name in args.only:
+            console.print(table())
 
 
 if __name__ == "__main__":
