@@ -133,6 +133,7 @@ def test_a_lockstep_run_backpropagates_each_micro_batch_once_for_naive_and_fixed
     # naive diverged at every N and was fitted, without another backward pass
     assert {(f.n, f.variant) for f in trace.fits} == {(2, "naive"), (4, "naive"), (8, "naive")}
     assert all(f.residual < 1e-6 for f in trace.fits)
+    assert "lockstep: naive, fixed shared one backward per micro-batch" in trace.notes
 
 
 def test_a_variant_with_its_own_loss_code_still_runs_its_own_passes():

@@ -9,7 +9,8 @@ variant's weight, see variants.py), which is what a real loop's
 - lockstep: every run starts each step from the reference parameters, so
   each step's error is isolated. No parameter copies are needed: candidates
   only accumulate gradients, then the reference gradient is put back for the
-  optimizer step.
+  optimizer step. Pure weight variants (naive, fixed) share one backward per
+  micro-batch (sweep.py); the others get a pass each.
 - trajectory: every (N, variant) run trains its own copy of the model with
   its own optimizer, showing the drift users see in loss curves.
 """
@@ -72,11 +73,15 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
     fitter = GradientFitter(setup)
     with torch.enable_grad():
         measurements = loop(setup, plan, progress, fitter)
+    notes = setup.run_notes()
+    if scenario.mode == "lockstep":
+        shared = [g for g in groups(setup.variants) if len(g) > 1]
+        notes += [f"lockstep: {', '.join(g)} shared one backward per micro-batch" for g in shared]
     return Trace(
         measurements=measurements,
         device=setup.device,
         parameters=setup.parameters,
-        notes=setup.run_notes(),
+        notes=notes,
         fits=fitter.records(),
     )
 
