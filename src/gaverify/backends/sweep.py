@@ -86,8 +86,8 @@ def sweep(
     sketch: Any = None,
 ) -> Sweep:
     """Accumulate every variant (all shareable) over `micro_batches` with
-    one forward and backward each. The first variant's gradient is left in
-    the model's .grad (not zeroed here: zero it first)."""
+    one forward and backward each. One variant's gradient (fixed's, when it
+    is there) is the model's .grad, which is not zeroed here: zero it first."""
     import torch
 
     if not all(shareable(v) for v in variants) or not 0 < len(variants) <= MAX_SHARED:
