@@ -154,10 +154,10 @@ def versus_table(repeat: int) -> Table:
         out = Path(tmp) / "out.json"
         for _ in range(repeat):
             for name, (argv, env) in contenders.items():
-                with open(out, "w") as sink:
-                    if argv[0] == GAVERIFY:  # numbers via --json; the script prints them
-                        wall, rss, code = timed([*argv, str(out)], env)
-                    else:
+                if argv[0] == GAVERIFY:  # numbers via --json; the script prints them
+                    wall, rss, code = timed([*argv, str(out)], env)
+                else:
+                    with open(out, "w") as sink:
                         wall, rss, code = timed(argv, env, stdout=sink)
                 data = json.loads(out.read_text()) if "floor" in name else _worst(out)
                 runs[name].append((wall, rss, code, data))

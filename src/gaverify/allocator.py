@@ -4,7 +4,7 @@ glibc returns every allocation above a threshold (at most 32 MiB) to the
 operating system when it is freed. A training pass frees and reallocates
 tensors of hundreds of MiB (GPT-2's logits at batch 8 x 128 are 200 MiB) on
 every pass, and each reallocation page-faults its memory in afresh: measured
-on 2 CPUs, the kernel's time was a fifth of a GPT-2-small run. Telling glibc
+on 2 CPUs, the kernel took a fifth of a GPT-2-small run's CPU time. Telling glibc
 to serve everything from its heap and keep what is freed (mallopt: no mmap,
 no trimming) turns that into reuse. The cost is that freed memory is not given
 back until the process ends, which for a one-shot command is no cost.
