@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_quickstart_separates_naive_from_fixed(tmp_path):
     result = invoke("run", "scenarios/quickstart.yaml", "--json", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     rows = data["rows"]
     assert len(rows) == 4 * 3 * 2
     assert min(r["grad_rel_l2"] for r in rows if r["variant"] == "naive") > 1e-2
@@ -169,7 +170,7 @@ def test_report_errors_are_one_line(tmp_path):
     _one_line_error(invoke("report", str(not_json)), "r.json: not JSON (line 1, column 1")
     old = tmp_path / "old.json"
     old.write_text('{"schema_version": 1}')
-    _one_line_error(invoke("report", str(old)), "schema_version 1, but this gaverify reads 2")
+    _one_line_error(invoke("report", str(old)), "schema_version 1, but this gaverify reads 2 or 3")
     _one_line_error(invoke("report", str(old), "-f", "plto"), "did you mean 'plot'")
 
 
@@ -348,3 +349,75 @@ def test_nproc_is_a_shorthand_for_distributed_processes():
     assert result.exit_code == 2
     assert "distributed.processes: backend 'ddp' needs 2 or more, not 1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ctrl_c_keeps_the_rows_so_far_and_exits_130(tmp_path, monkeypatch):
+    from gaverify.backends import reference
+
+    calls = []
+    real = reference.compare_gradients
+
+    def stop_on_the_third(ref, got):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(ref, got)
+
+    monkeypatch.setattr(reference, "compare_gradients", stop_on_the_third)
+    out = tmp_path / "partial.json"
+    result = invoke("run", *SMALL, "--json", str(out))
+    assert result.exit_code == 130, result.output
+    assert "INTERRUPTED: stopped by Ctrl-C after 2 rows" in result.output
+    assert "results so far kept" in result.output
+    data = json.loads(out.read_text())
+    assert data["interrupted"] is True and data["exit_code"] == 130
+    assert [(r["n"], r["variant"]) for r in data["rows"]] == [(2, "naive"), (2, "fixed")]
+    assert [(g["n"], g["variant"]) for g in data["groups"]] == [(2, "naive"), (2, "fixed")]
+    assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left behind
+
+
+def test_ctrl_c_before_any_row_still_writes_an_empty_result(tmp_path, monkeypatch):
+    from gaverify.backends import reference
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reference, "accumulate", stop)
+    out = tmp_path / "partial.json"
+    result = invoke("run", *SMALL, "--json", str(out))
+    assert result.exit_code == 130, result.output
+    data = json.loads(out.read_text())
+    assert data["interrupted"] is True and data["results"] == []
+
+
+def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
+    short, long = tmp_path / "short.yaml", tmp_path / "long.yaml"
+    short.write_text("name: short\nsteps: 1\n")
+    long.write_text("name: long\nsteps: 400\n")
+    out = tmp_path / "both.json"
+    argv = ["gaverify", "run", str(short), str(long), "--json", str(out)]
+    code = (  # Python's Ctrl-C handler back: a parent running in the background ignores SIGINT
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        f"sys.argv = {argv!r}\n"
+        "from gaverify.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # the short scenario's closing line: the long one is running
+        if line.startswith("OK:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["exit_code"] == 130
+    results = data["results"]
+    assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
+    assert len(results) == 1 or results[1]["interrupted"]  # rows of the long one, if any came

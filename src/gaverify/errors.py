@@ -13,6 +13,7 @@ from collections.abc import Iterable
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class GaverifyError(Exception):

@@ -13,6 +13,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
+from gaverify import memory
 from gaverify.collate import Batch, collate
 from gaverify.data import batch_indices, load_samples
 from gaverify.errors import GaverifyError
@@ -28,7 +29,10 @@ class Setup:
     samples of every step with the collator that batches them."""
 
     def __init__(
-        self, scenario: Scenario, resolve_variant: Callable[[str, list[Path]], Any] = resolve
+        self,
+        scenario: Scenario,
+        resolve_variant: Callable[[str, list[Path]], Any] = resolve,
+        guard: bool = True,
     ):
         self.scenario = scenario
         self.device = resolve_device(scenario.device)
@@ -44,6 +48,8 @@ class Setup:
             scenario.source_dir,
         )
         self.notes = list(self.built.notes)
+        if guard:  # before the data and any training pass; ranks other than the first skip it
+            memory.check(scenario, self.built.model, self.device, scenario.distributed.processes)
         self.steps = self._steps()
         data = scenario.data
         keep_positions = takes(self.built.model, "position_ids")

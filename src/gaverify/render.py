@@ -178,6 +178,13 @@ def print_result(result: RunResult, console: Console = out) -> None:
         for diagnosis in result.diagnoses:
             if diagnosis.variant == summary.variant:
                 console.print(f"  {escape(diagnosis_line(diagnosis))}")
+    if result.interrupted:
+        console.print(
+            f"[bold yellow]INTERRUPTED[/]: stopped by Ctrl-C after {len(result.rows)} rows "
+            f"(exit {result.exit_code}) in {result.timings['total_s']:.1f} s; the groups above "
+            "are judged on those rows only"
+        )
+        return
     outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
     console.print(
         f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
@@ -222,6 +229,8 @@ def print_summary(runset: RunSet, console: Console = out) -> None:
         table.add_row(escape(e.scenario), "-", "-", escape(e.message), "-", "[bold magenta]2[/]")
     console.print(table)
     ok = "[bold green]OK[/]" if runset.exit_code == 0 else "[bold red]FAILED[/]"
+    if runset.interrupted:
+        ok = "[bold yellow]INTERRUPTED[/]"
     console.print(
         f"{ok}: {sum(r.ok for r in runset.results)}/{len(runset.results) + len(runset.errors)} "
         f"scenarios as expected (exit {runset.exit_code})"

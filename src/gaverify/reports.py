@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from gaverify.errors import GaverifyError
 from gaverify.output import write_atomic
 from gaverify.registry import Registry
-from gaverify.results import SCHEMA_VERSION, RunResult, RunSet
+from gaverify.results import READABLE_VERSIONS, RunResult, RunSet
 
 
 def _json(runset: RunSet) -> list[str | bytes]:
-    if len(runset.results) == 1 and not runset.errors:
+    alone = len(runset.results) == 1 and not runset.errors
+    # a set stopped after its one finished result must still say it was stopped
+    if alone and (runset.results[0].interrupted or not runset.interrupted):
         return [runset.results[0].model_dump_json(indent=2) + "\n"]
     return [runset.model_dump_json(indent=2) + "\n"]
 
@@ -107,9 +109,10 @@ def load_results(path: Path) -> RunSet:
             f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise GaverifyError(
-            f"{path}: schema_version {version!r}, but this gaverify reads {SCHEMA_VERSION}; "
+            f"{path}: schema_version {version!r}, but this gaverify reads "
+            f"{' or '.join(map(str, READABLE_VERSIONS))}; "
             "re-run the scenario to save a current result"
         )
     try:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: `interrupted` on results and run sets
+READABLE_VERSIONS = (2, 3)  # 2 lacks only `interrupted` (False)
 
 RowVerdict = Literal["pass", "fail", "non-finite"]
 
@@ -189,6 +190,7 @@ class RunResult(BaseModel):
     variants: list[VariantSummary]
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     exit_code: int
+    interrupted: bool = Field(False, description="stopped by Ctrl-C: the rows measured so far")
     timings: dict[str, float] = Field(description="seconds; the only non-repeatable numbers")
 
     @property
@@ -224,3 +226,4 @@ class RunSet(BaseModel):
     results: list[RunResult]
     errors: list[RunError] = Field(default_factory=list)
     exit_code: int
+    interrupted: bool = Field(False, description="stopped by Ctrl-C before every scenario ran")

@@ -13,24 +13,51 @@ from collections.abc import Callable, Sequence
 
 import gaverify
 from gaverify import envinfo
-from gaverify.backends import Progress, load_backend
+from gaverify.backends import Interrupted, Progress, load_backend
 from gaverify.diagnosis import diagnose
-from gaverify.errors import EXIT_EXPECTATION_FAILED, EXIT_OK, EXIT_USAGE, GaverifyError
+from gaverify.errors import (
+    EXIT_EXPECTATION_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    GaverifyError,
+)
 from gaverify.results import RunError, RunResult, RunSet
 from gaverify.scenario import Scenario
 from gaverify.verdict import discrimination_warnings, exit_code, judge_row, summarise
 
 
+class ScenarioInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a scenario; `result` judges the rows measured so far
+    (None when there were none)."""
+
+    def __init__(self, result: RunResult | None):
+        super().__init__()
+        self.result = result
+
+
 def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunResult:
-    """Run `scenario` on its backend and return the judged result."""
+    """Run `scenario` on its backend and return the judged result; on Ctrl-C,
+    ScenarioInterrupted with the rows measured until then."""
     started = time.perf_counter()
     calibration = None
     judged = scenario
-    if scenario.tolerance.auto:
-        from gaverify.calibrate import calibrate
+    try:
+        if scenario.tolerance.auto:
+            from gaverify.calibrate import calibrate
 
-        judged, calibration = calibrate(scenario, progress)
-    trace = load_backend(scenario.backend)(judged, progress)
+            judged, calibration = calibrate(scenario, progress)
+        trace = load_backend(scenario.backend)(judged, progress)
+    except KeyboardInterrupt as stop:
+        trace = stop.trace if isinstance(stop, Interrupted) else None
+        partial = None
+        if trace is not None and trace.measurements:
+            partial = _judge(scenario, judged, trace, calibration, started, interrupted=True)
+        raise ScenarioInterrupted(partial) from None
+    return _judge(scenario, judged, trace, calibration, started)
+
+
+def _judge(scenario, judged, trace, calibration, started, interrupted=False) -> RunResult:
     rows = [judge_row(m, judged.tolerance) for m in trace.measurements]
     groups, summaries = summarise(rows, judged)
     return RunResult(
@@ -47,7 +74,8 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
         groups=groups,
         variants=summaries,
         diagnoses=diagnose(rows, trace.fits, scenario.dtype),
-        exit_code=exit_code(groups),
+        exit_code=EXIT_INTERRUPTED if interrupted else exit_code(groups),
+        interrupted=interrupted,
         timings={"total_s": round(time.perf_counter() - started, 3)},
     )
 
@@ -61,26 +89,42 @@ def run_scenarios(
 ) -> RunSet:
     """Run each (label, scenario) in turn. A scenario that cannot run (a
     GaverifyError: missing device, failing user code, ...) is recorded and
-    the rest still run. Exit code: 2 if any could not run, else 1 if any
-    missed its expectations, else 0."""
-    results, errors = [], []
-    for label, scenario in scenarios:
-        try:
-            result = run_scenario(scenario, progress)
-        except GaverifyError as exc:
-            if on_error is None:
-                raise
-            errors.append(RunError(scenario=label, message="; ".join(exc.lines())))
-            on_error(label, exc)
-            continue
+    the rest still run. Ctrl-C stops the set: what was measured so far is
+    kept and the exit code is 130. Otherwise: 2 if any could not run, else 1
+    if any missed its expectations, else 0."""
+    results, errors, interrupted = [], [], False
+
+    def keep(result: RunResult) -> None:
         result.command = command
         results.append(result)
         if on_result:
             on_result(result)
-    if errors:
+
+    try:
+        for label, scenario in scenarios:
+            try:
+                keep(run_scenario(scenario, progress))
+            except ScenarioInterrupted as stop:
+                if stop.result is not None:
+                    keep(stop.result)
+                raise
+            except GaverifyError as exc:
+                if on_error is None:
+                    raise
+                errors.append(RunError(scenario=label, message="; ".join(exc.lines())))
+                on_error(label, exc)
+    except KeyboardInterrupt:  # in a scenario, or between two (printing one)
+        interrupted = True
+    if interrupted:
+        code = EXIT_INTERRUPTED
+    elif errors:
         code = EXIT_USAGE
     else:
         code = EXIT_OK if all(r.ok for r in results) else EXIT_EXPECTATION_FAILED
     return RunSet(
-        gaverify_version=gaverify.__version__, results=results, errors=errors, exit_code=code
+        gaverify_version=gaverify.__version__,
+        results=results,
+        errors=errors,
+        exit_code=code,
+        interrupted=interrupted,
     )

@@ -76,6 +76,9 @@ class Scenario(Section):
     layers: int = Field(
         0, ge=0, description="show the k parameters whose gradients diverge most (0: off)"
     )
+    memory_check: bool = Field(
+        True, description="refuse a run whose memory estimate exceeds the free memory"
+    )
     expect: dict[str, Verdict] = Field(
         default_factory=dict,
         description="verdict per variant; unlisted variants expect their usual verdict",

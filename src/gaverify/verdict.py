@@ -68,7 +68,8 @@ def summarise(
 ) -> tuple[list[GroupSummary], list[VariantSummary]]:
     """Per (N, variant) groups, then one summary per variant (in the
     scenario's order): a variant meets its expectation when every N does,
-    so a bug that shows at N=4 but hides at N=2 is still reported."""
+    so a bug that shows at N=4 but hides at N=2 is still reported. A group
+    with no rows (a run stopped by Ctrl-C) is left out, never a pass."""
     by_key: dict[tuple[int, str], list[Row]] = defaultdict(list)
     for row in rows:
         by_key[(row.n, row.variant)].append(row)
@@ -76,10 +77,13 @@ def summarise(
         _group(by_key[(n, v)], scenario, n, v)
         for n in scenario.batch.accumulation
         for v in scenario.variants
+        if by_key[(n, v)]
     ]
     summaries = []
     for variant in scenario.variants:
         mine = [g for g in groups if g.variant == variant]
+        if not mine:
+            continue
         whole = _group([r for r in rows if r.variant == variant], scenario, None, variant)
         met = all(g.met for g in mine)
         summaries.append(VariantSummary(**whole.model_dump(exclude={"met"}), met=met))

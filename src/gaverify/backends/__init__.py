@@ -83,7 +83,16 @@ def load_backend(name: str) -> Callable[[Scenario, Progress | None], Trace]:
     return getattr(importlib.import_module(module), func)
 
 
-__all__ = ["BACKENDS", "Backend", "Progress", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "Interrupted", "Progress", "load_backend"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a backend; `trace` holds the rows it measured so far
+    (None when it has nothing to give back)."""
+
+    def __init__(self, trace: Trace | None = None):
+        super().__init__()
+        self.trace = trace
 
 
 class Progress:

@@ -55,7 +55,7 @@ def work(scenario, ctx) -> str:
     import torch
     import torch.distributed as dist
 
-    setup = Setup(scenario, resolve_ddp_variant)
+    setup = Setup(scenario, resolve_ddp_variant, guard=ctx.rank == 0)
     plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     fitter = GradientFitter(setup)

@@ -21,7 +21,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from gaverify.backends import Progress
+from gaverify.backends import Interrupted, Progress
 from gaverify.backends.sweep import groups, shareable, sweep
 from gaverify.collate import Batch
 from gaverify.compare import (
@@ -71,19 +71,30 @@ def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
     progress.start(len(setup.steps) * (1 + len(plan)))
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     fitter = GradientFitter(setup)
-    with torch.enable_grad():
-        measurements = loop(setup, plan, progress, fitter)
-    notes = setup.run_notes()
-    if scenario.mode == "lockstep":
-        shared = [g for g in groups(setup.variants) if len(g) > 1]
-        notes += [f"lockstep: {', '.join(g)} shared one backward per micro-batch" for g in shared]
-    return Trace(
-        measurements=measurements,
-        device=setup.device,
-        parameters=setup.parameters,
-        notes=notes,
-        fits=fitter.records(),
-    )
+    measurements: list[Measurement] = []  # filled as they come, so Ctrl-C keeps them
+
+    def trace() -> Trace:
+        notes = setup.run_notes()
+        if scenario.mode == "lockstep":
+            for group in groups(setup.variants):
+                if len(group) > 1:
+                    notes.append(
+                        f"lockstep: {', '.join(group)} shared one backward per micro-batch"
+                    )
+        return Trace(
+            measurements=measurements,
+            device=setup.device,
+            parameters=setup.parameters,
+            notes=notes,
+            fits=fitter.records(),
+        )
+
+    try:
+        with torch.enable_grad():
+            loop(setup, plan, progress, fitter, measurements)
+    except KeyboardInterrupt:
+        raise Interrupted(trace()) from None
+    return trace()
 
 
 def _optimizer(scenario: Scenario, model: Any):
@@ -110,12 +121,11 @@ def measure(setup, step, n, variant, counts, ref_loss, loss, comparison, param_d
     )
 
 
-def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Measurement]:
+def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter, out: list) -> None:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     optimizer = _optimizer(scenario, model)
     order = {name: i for i, name in enumerate(scenario.variants)}
-    out = []
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
         ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
@@ -141,7 +151,6 @@ def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Meas
             optimizer.step()
         del ref_grads  # or it outlives the next step's zero_grad: a buffer more at its peak
         fitter.sketch.forget()  # the signs are redrawn if a later step needs them
-    return out
 
 
 def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str]):
@@ -161,7 +170,7 @@ def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str
         yield result.name, result.loss, done.counts, result.grads, basis
 
 
-def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Measurement]:
+def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter, out: list) -> None:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     runs = {}
@@ -169,7 +178,6 @@ def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Me
         twin = copy.deepcopy(model)
         runs[key] = (twin, _optimizer(scenario, twin))
     optimizer = _optimizer(scenario, model)
-    out = []
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
         ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
@@ -187,4 +195,3 @@ def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter) -> list[Me
             diff = max_abs_difference(ref_params, list(twin.parameters()))
             out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
             progress.advance(f"step {step} N={n} {name}")
-    return out

@@ -2,7 +2,8 @@
 
 A GaverifyError (bad scenario, unknown name, unavailable device) is the
 user's to fix: its lines go to stderr with no traceback. `--debug` or
-GAVERIFY_DEBUG=1 re-raises it so the traceback shows.
+GAVERIFY_DEBUG=1 re-raises it so the traceback shows. Ctrl-C outside a run
+is one line and exit 130.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import typer
 
-from gaverify.errors import EXIT_USAGE, GaverifyError
+from gaverify.errors import EXIT_INTERRUPTED, EXIT_USAGE, GaverifyError
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,5 +33,12 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
             print_error(exc.lines())
             raise typer.Exit(EXIT_USAGE) from None
+        except KeyboardInterrupt:  # outside a run (which keeps its results and exits 130 itself)
+            if debug:
+                raise
+            from gaverify.render import print_error
+
+            print_error(["interrupted (Ctrl-C)"])
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper

@@ -62,6 +62,8 @@ def run(
         bar.close()
     if len(specs) > 1:
         render.print_summary(runset)
+    if runset.interrupted:
+        render.print_notice("interrupted (Ctrl-C): results so far kept; reports hold only those")
     reports = {"json": json_path, "junit": junit_path, "markdown": markdown_path, "plot": plot_path}
     for fmt, path in reports.items():
         for written in write_report(fmt, runset, path) if path else []:

@@ -1,0 +1,152 @@
+"""The resource guard: will a run fit in memory? Answered before it trains.
+
+A run holds parameter-sized tensors (the model, its gradient, the
+optimizer's state, and what its backend keeps: the lockstep reference and
+shared buffers, a copy per trajectory run, the Trainer's saved references)
+and, at its peak, the activations of the full batch's forward pass. This
+module adds those up from the built model and the scenario, compares the sum
+with the memory the device has free, and refuses a run that cannot fit with
+a message giving both figures, instead of letting the kernel kill it (or
+CUDA raise) halfway through. The estimate is deliberately plain arithmetic
+(documented in the README) and errs high; `memory_check: false` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gaverify.errors import GaverifyError
+from gaverify.optim import STATE_SLOTS
+from gaverify.registry import Registry
+
+GIB = 1 << 30
+# Activation elements kept per token per layer for the backward: Korthikanti
+# et al. (2022) count 34*h bytes at 2 bytes an element for a transformer layer
+# (17 elements of the hidden size), plus 2.5 per attention head and position.
+PER_TOKEN_HIDDEN, PER_HEAD_POSITION = 17, 2.5
+LOGIT_COPIES = 3  # logits, their float32 log-softmax, and its gradient
+OVERHEAD = 0.5 * GIB  # the interpreter, torch and transformers themselves
+
+
+def _runs(scenario: Any) -> int:
+    return len(scenario.batch.accumulation) * len(scenario.variants or ())
+
+
+# Parameter-sized copies one process of each backend holds at its peak,
+# beyond the model itself, given the optimizer's slots k; and how many
+# processes hold them.
+COPIES: Registry[Any] = Registry("backend")
+COPIES.add(
+    "reference",
+    lambda s, k: (1 + k + 1 + 2) if s.mode != "trajectory" else (1 + k) + (2 + k) * _runs(s),
+    "gradient + optimizer state + the reference + 2 shared buffers; trajectory: a copy per run",
+)
+COPIES.add(
+    "ddp",
+    lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + _runs(s)),
+    "per rank: gradient + DDP buckets + optimizer state + the reference",
+)
+COPIES.add(
+    "trainer",
+    lambda s, k: 2 * s.steps + 3 + k,
+    "the reference run's gradients and parameters per step, and the Trainer's model copy",
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run is expected to need, in bytes, and its parts."""
+
+    state: int  # parameter-sized tensors, over all processes
+    activations: int  # the full batch's forward pass, kept for the backward
+    resident: int  # already allocated: the built model in this process
+
+    @property
+    def needed(self) -> int:
+        """Bytes still to be allocated."""
+        return self.state + self.activations + OVERHEAD - self.resident
+
+
+def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
+    """The memory `scenario` will take with `model` built (see the module docstring)."""
+    params = list(model.parameters())
+    size = sum(p.numel() * p.element_size() for p in params)
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    opts = scenario.optimizer.options
+    copies = COPIES.get(scenario.backend)(scenario, STATE_SLOTS[scenario.optimizer.name](opts))
+    state = processes * (size + copies * trainable)
+    return Estimate(state=state, activations=_activations(scenario, model), resident=size)
+
+
+def _activations(scenario: Any, model: Any) -> int:
+    config = getattr(model, "config", None)
+    width = getattr(config, "hidden_size", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    heads = getattr(config, "num_attention_heads", None) or 1
+    first = next(iter(model.parameters()), None)
+    element = first.element_size() if first is not None else 4
+    seq = scenario.data.length.max
+    tokens = scenario.batch.size * seq
+    total = 0
+    if width and layers:
+        per_token = PER_TOKEN_HIDDEN * width + PER_HEAD_POSITION * heads * seq
+        total += int(layers * tokens * per_token * element)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    outputs = getattr(head, "out_features", 0) or 0
+    total += tokens * outputs * 4 * LOGIT_COPIES  # the loss upcasts logits to float32
+    return total
+
+
+def available(device: str) -> int | None:
+    """Bytes free for this process on `device` (None: cannot tell)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    free = _meminfo_available()
+    limit = _cgroup_room()
+    options = [b for b in (free, limit) if b is not None]
+    return min(options) if options else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_room() -> int | None:
+    """A container's memory limit less what it already uses (cgroup v2)."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        limit = (base / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((base / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check(scenario: Any, model: Any, device: str, processes: int = 1) -> Estimate:
+    """Refuse (GaverifyError, exit 2) a run whose estimate exceeds the free
+    memory of `device`; return the estimate otherwise."""
+    guess = estimate(scenario, model, processes)
+    free = available(device)
+    if scenario.memory_check and free is not None and guess.needed > free:
+        raise GaverifyError(
+            f"memory: this run needs about {guess.needed / GIB:.1f} GiB more on {device} "
+            f"(parameter-sized state {guess.state / GIB:.1f} GiB, activations "
+            f"{guess.activations / GIB:.1f} GiB) but {free / GIB:.1f} GiB is free; lower "
+            "batch.size or data.length.max, or set memory_check: false to try anyway"
+        )
+    return guess

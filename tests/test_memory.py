@@ -1,0 +1,72 @@
+"""The resource guard: the estimate's arithmetic and the refusal a user sees."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gaverify import memory
+from gaverify.backends import BACKENDS
+from gaverify.cli import app
+from gaverify.errors import GaverifyError
+from gaverify.optim import OPTIMIZERS, STATE_SLOTS
+from tests.conftest import small_scenario
+
+LINEAR = torch.nn.Linear(10, 10)  # 110 float32 parameters, no config: no activations counted
+SIZE = 110 * 4
+
+
+def test_lockstep_counts_gradient_adam_reference_and_two_buffers():
+    guess = memory.estimate(small_scenario(), LINEAR)
+    assert guess.state == SIZE * (1 + 1 + 2 + 1 + 2)
+    assert guess.activations == 0 and guess.resident == SIZE
+
+
+def test_trajectory_counts_a_copy_per_run_and_sgd_without_momentum_keeps_nothing():
+    scenario = small_scenario(
+        mode="trajectory", batch={"accumulation": [2, 4]}, optimizer={"name": "sgd"}
+    )
+    runs = 2 * 2  # N x variants
+    assert memory.estimate(scenario, LINEAR).state == SIZE * (1 + 1 + 2 * runs)
+
+
+def test_processes_multiply_the_state():
+    one = memory.estimate(small_scenario(), LINEAR)
+    assert memory.estimate(small_scenario(), LINEAR, processes=3).state == 3 * one.state
+
+
+def test_activations_grow_with_batch_tokens_and_count_the_logits():
+    from gaverify.models import build_model
+    from gaverify.tasks import TASKS
+
+    scenario = small_scenario()
+    model = build_model(scenario.model, TASKS.get("causal-lm"), "float32", "cpu", 0, None).model
+    base = memory.estimate(scenario, model).activations
+    doubled = memory.estimate(small_scenario(batch={"size": 16}, data={"samples": 32}), model)
+    assert doubled.activations == 2 * base
+    vocab = model.config.vocab_size
+    assert base > 8 * 24 * vocab * 4 * memory.LOGIT_COPIES  # logits are a part, not all
+
+
+def test_every_backend_and_optimizer_has_an_estimate():
+    assert set(memory.COPIES.names()) == set(BACKENDS.names())
+    assert set(STATE_SLOTS) == set(OPTIMIZERS.names())
+
+
+def test_a_run_that_cannot_fit_is_refused_with_both_figures(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
+    with pytest.raises(GaverifyError, match=r"needs about .* GiB more on cpu .* but 0.0 GiB"):
+        memory.check(small_scenario(), LINEAR, "cpu")
+    memory.check(small_scenario(memory_check=False), LINEAR, "cpu")  # opted out: no error
+
+
+def test_cli_refusal_is_one_line_and_exit_2(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
+    result = CliRunner().invoke(app, ["run", "--set", "steps=1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: memory: this run needs about")
+    assert "memory_check: false" in result.output and "Traceback" not in result.output
+
+
+def test_free_memory_is_known_on_this_machine():
+    free = memory.available("cpu")
+    assert free is not None and free > 0
