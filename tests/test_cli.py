@@ -421,3 +421,29 @@ def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
     results = data["results"]
     assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
     assert len(results) == 1 or results[1]["interrupted"]  # rows of the long one, if any came
+
+
+def test_a_nan_row_is_non_finite_never_a_pass_and_the_run_goes_on(tmp_path):
+    nan = "tests.usercode.heads:nan_on_single_samples"
+    out = tmp_path / "nan.json"
+    result = invoke("run", *SMALL, "--set", f"variants=[fixed,'{nan}']", "--json", str(out))
+    assert result.exit_code == 1, result.output
+    data = json.loads(out.read_text())
+    verdicts = {(r["n"], r["variant"]): r["verdict"] for r in data["rows"]}
+    assert verdicts == {
+        (2, "fixed"): "pass",
+        (2, nan): "pass",
+        (8, "fixed"): "pass",
+        (8, nan): "non-finite",
+    }
+    assert {v["variant"]: v["verdict"] for v in data["variants"]}[nan] == "non-finite"
+    assert any(d["pattern"] == "non-finite" for d in data["diagnoses"])
+    assert "NON-FINITE" in result.output and "Traceback" not in result.output
+
+
+def test_a_diverging_reference_makes_later_rows_non_finite_and_an_absurd_lr_exit_2():
+    args = ["--set", "steps=3", "--set", "batch.accumulation=[2]"]
+    result = invoke("run", *args, "--set", "optimizer.lr=1e30")  # step 1 trains into NaN
+    assert result.exit_code == 1, result.output
+    assert result.output.count("NON-FINITE") >= 4 and "Traceback" not in result.output
+    _one_line_error(invoke("run", *args, "--set", "optimizer.lr=1e38"), "optimizer.lr: 1e+38")

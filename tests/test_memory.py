@@ -55,8 +55,8 @@ def test_every_backend_and_optimizer_has_an_estimate():
 def test_a_run_that_cannot_fit_is_refused_with_both_figures(monkeypatch):
     monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
     with pytest.raises(GaverifyError, match=r"needs about .* GiB more on cpu .* but 0.0 GiB"):
-        memory.check(small_scenario(), LINEAR, "cpu")
-    memory.check(small_scenario(memory_check=False), LINEAR, "cpu")  # opted out: no error
+        memory.check(small_scenario(), LINEAR, device="cpu")
+    memory.check(small_scenario(memory_check=False), LINEAR, device="cpu")  # opted out: no error
 
 
 def test_cli_refusal_is_one_line_and_exit_2(monkeypatch):
@@ -70,3 +70,18 @@ def test_cli_refusal_is_one_line_and_exit_2(monkeypatch):
 def test_free_memory_is_known_on_this_machine():
     free = memory.available("cpu")
     assert free is not None and free > 0
+
+
+def test_a_config_model_too_big_for_the_machine_is_refused_before_it_is_allocated():
+    # model.config replaces the tiny default: this is Llama's full 7B default size
+    result = CliRunner().invoke(app, ["run", "--set", "model.config={vocab_size: 300}"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: memory: this run needs about")
+    assert "Traceback" not in result.output
+
+
+def test_a_shapes_only_model_counts_as_not_yet_allocated():
+    with torch.device("meta"):
+        ghost = torch.nn.Linear(10, 10)
+    real = memory.estimate(small_scenario(), LINEAR)
+    assert memory.estimate(small_scenario(), ghost).needed == real.needed + SIZE

@@ -78,7 +78,8 @@ def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
     opts = scenario.optimizer.options
     copies = COPIES.get(scenario.backend)(scenario, STATE_SLOTS[scenario.optimizer.name](opts))
     state = processes * (size + copies * trainable)
-    return Estimate(state=state, activations=_activations(scenario, model), resident=size)
+    resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
+    return Estimate(state=state, activations=_activations(scenario, model), resident=resident)
 
 
 def _activations(scenario: Any, model: Any) -> int:
@@ -137,7 +138,7 @@ def _cgroup_room() -> int | None:
         return None
 
 
-def check(scenario: Any, model: Any, device: str, processes: int = 1) -> Estimate:
+def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Estimate:
     """Refuse (GaverifyError, exit 2) a run whose estimate exceeds the free
     memory of `device`; return the estimate otherwise."""
     guess = estimate(scenario, model, processes)
@@ -147,6 +148,7 @@ def check(scenario: Any, model: Any, device: str, processes: int = 1) -> Estimat
             f"memory: this run needs about {guess.needed / GIB:.1f} GiB more on {device} "
             f"(parameter-sized state {guess.state / GIB:.1f} GiB, activations "
             f"{guess.activations / GIB:.1f} GiB) but {free / GIB:.1f} GiB is free; lower "
-            "batch.size or data.length.max, or set memory_check: false to try anyway"
+            "batch.size or data.length.max, use a smaller model, or set memory_check: false to try "
+            "anyway"
         )
     return guess

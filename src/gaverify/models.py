@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -89,14 +90,26 @@ def torch_dtype(name: str):
 
 
 def build_model(
-    spec: ModelSpec, task: Task, dtype: str, device: str, seed: int, source_dir: Path | None
+    spec: ModelSpec,
+    task: Task,
+    dtype: str,
+    device: str,
+    seed: int,
+    source_dir: Path | None,
+    guard: Callable[[Any], object] | None = None,
 ) -> Built:
-    """The scenario's model for `task`, seeded, on `device` in `dtype`."""
+    """The scenario's model for `task`, seeded, on `device` in `dtype`.
+    `guard` (memory.check) sees the model before training: a config model
+    as a shapes-only copy before any weight is allocated, since a mistyped
+    size can ask for more memory than the machine has."""
     import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # stderr belongs to gaverify's own bar
+    if guard is not None and spec.source == "config":
+        with torch.device("meta"):
+            guard(_from_config(spec, task, source_dir).model.to(dtype=torch_dtype(dtype)))
     torch.manual_seed(seed)  # every newly initialised weight is seeded
     built = _SOURCES[spec.source](spec, task, source_dir)
     if not isinstance(built.model, torch.nn.Module):
@@ -106,6 +119,8 @@ def build_model(
         )
     built.model.to(device=device, dtype=torch_dtype(dtype))
     built.model.train(spec.dropout)
+    if guard is not None and spec.source != "config":
+        guard(built.model)
     return built
 
 

@@ -40,6 +40,24 @@ def build_optimizer(spec: Any, params: Iterable[Any]):
     optimizer refuses are exit 2."""
     factory = OPTIMIZERS.get(spec.name)
     try:
-        return factory(params, spec.lr, spec.weight_decay, dict(spec.options))
+        optimizer = factory(params, spec.lr, spec.weight_decay, dict(spec.options))
     except (TypeError, ValueError) as exc:
         raise GaverifyError(f"optimizer.options: {spec.name}: {exc}") from exc
+    step = optimizer.step
+
+    def checked_step(*args, **kwargs):
+        # torch turns the step size into the parameters' dtype: too large a
+        # learning rate fails there (a usage error), while a merely large one
+        # trains into NaN, which the verdicts report as non-finite rows
+        try:
+            return step(*args, **kwargs)
+        except RuntimeError as exc:
+            if "without overflow" not in str(exc):
+                raise
+            raise GaverifyError(
+                f"optimizer.lr: {spec.lr:g} overflows the parameters' dtype in {spec.name}'s "
+                f"update ({exc})"
+            ) from exc
+
+    optimizer.step = checked_step
+    return optimizer

@@ -39,6 +39,7 @@ class Setup:
         self.task = TASKS.get(scenario.model.task)
         search = [scenario.source_dir] if scenario.source_dir else []
         self.variants = {name: resolve_variant(name, search) for name in scenario.variants}
+        processes = scenario.distributed.processes or 1
         self.built: Built = build_model(
             scenario.model,
             self.task,
@@ -46,10 +47,11 @@ class Setup:
             self.device,
             scenario.seed,
             scenario.source_dir,
+            partial(memory.check, scenario, device=self.device, processes=processes)
+            if guard  # one process checks for all
+            else None,
         )
         self.notes = list(self.built.notes)
-        if guard:  # before the data and any training pass; ranks other than the first skip it
-            memory.check(scenario, self.built.model, self.device, scenario.distributed.processes)
         self.steps = self._steps()
         data = scenario.data
         keep_positions = takes(self.built.model, "position_ids")
@@ -72,6 +74,7 @@ class Setup:
             packed=data.packed,
             device=self.device,
         )
+        self._check_items()
         for variant in self.variants.values():
             if variant.origin:
                 self.notes.append(f"user code ran: {variant.origin}")
@@ -103,6 +106,18 @@ class Setup:
         )
         order = batch_indices(len(samples), scenario.batch.size, scenario.steps, scenario.seed)
         return [[samples[i] for i in idx] for idx in order]
+
+    def _check_items(self) -> None:
+        """A full batch with nothing to count has a 0/0 loss: no reference to
+        compare with, so it is the data's problem, not a verdict. (A
+        micro-batch with nothing to count is real: naive gives NaN there.)"""
+        for step, samples in enumerate(self.steps, start=1):
+            if self.task.count_items(self.collate(samples)["labels"]) == 0:
+                raise GaverifyError(
+                    f"data: step {step}'s batch of {len(samples)} samples has no "
+                    f"{self.task.unit} to count (every label is -100 or padding), so its loss "
+                    "is 0/0; give samples with labels, or drop the empty ones"
+                )
 
     @property
     def parameters(self) -> int:
