@@ -207,41 +207,6 @@ def _one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
-def test_missing_file(tmp_path):
-    missing = tmp_path / "missing.yaml"
-    _one_line_error(invoke("run", str(missing)), str(missing), "no such file")
-
-
-def test_yaml_syntax_error(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("batch: {size: 8\n")
-    _one_line_error(invoke("validate", str(bad)), str(bad), "line 2, column 1", "invalid YAML")
-
-
-def test_unknown_key(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("batch: {szie: 8}\n")
-    _one_line_error(invoke("run", str(bad)), "batch.szie: unknown key (did you mean 'size'?)")
-
-
-def test_wrong_type(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("steps: many\n")
-    _one_line_error(invoke("run", str(bad)), "steps: input should be a valid integer", "'many'")
-
-
-def test_batch_not_divisible_by_n():
-    _one_line_error(
-        invoke("run", "--set", "batch.size=6", "--set", "batch.accumulation=[4]"),
-        "batch.accumulation: 4 does not divide batch.size 6",
-        "(from --set)",
-    )
-
-
-def test_unknown_model_type_is_a_usage_error():
-    _one_line_error(invoke("run", *SMALL, "--set", "model.type=lama"), "did you mean 'llama'")
-
-
 def test_bad_model_config_is_a_usage_error():
     _one_line_error(
         invoke("run", *SMALL, "--set", "model.config.num_attention_heads=5"),

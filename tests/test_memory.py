@@ -54,7 +54,7 @@ def test_every_backend_and_optimizer_has_an_estimate():
 
 def test_a_run_that_cannot_fit_is_refused_with_both_figures(monkeypatch):
     monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
-    with pytest.raises(GaverifyError, match=r"needs about .* GiB more on cpu .* but 0.0 GiB"):
+    with pytest.raises(GaverifyError, match=r"needs about .* more on cpu .* but 1 MiB is free"):
         memory.check(small_scenario(), LINEAR, device="cpu")
     memory.check(small_scenario(memory_check=False), LINEAR, device="cpu")  # opted out: no error
 

@@ -145,10 +145,14 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
     free = available(device)
     if scenario.memory_check and free is not None and guess.needed > free:
         raise GaverifyError(
-            f"memory: this run needs about {guess.needed / GIB:.1f} GiB more on {device} "
-            f"(parameter-sized state {guess.state / GIB:.1f} GiB, activations "
-            f"{guess.activations / GIB:.1f} GiB) but {free / GIB:.1f} GiB is free; lower "
-            "batch.size or data.length.max, use a smaller model, or set memory_check: false to try "
-            "anyway"
+            f"memory: this run needs about {_size(guess.needed)} more on {device} "
+            f"(parameter-sized state {_size(guess.state)}, activations "
+            f"{_size(guess.activations)}, torch itself {_size(OVERHEAD)}) but {_size(free)} is "
+            "free; lower batch.size or data.length.max, use a smaller model, or set "
+            "memory_check: false to try anyway"
         )
     return guess
+
+
+def _size(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.0f} MiB"
