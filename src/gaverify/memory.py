@@ -29,6 +29,7 @@ GIB = 1 << 30
 PER_TOKEN_HIDDEN, PER_HEAD_POSITION = 17, 2.5
 LOGIT_COPIES = 3  # logits, their float32 log-softmax, and its gradient
 OVERHEAD = 0.5 * GIB  # the interpreter, torch and transformers themselves
+TOKEN_BYTES = 40  # a token id in a Python list of samples (pointer + int object)
 
 
 def _runs(scenario: Any) -> int:
@@ -63,11 +64,12 @@ class Estimate:
     state: int  # parameter-sized tensors, over all processes
     activations: int  # the full batch's forward pass, kept for the backward
     resident: int  # already allocated: the built model in this process
+    data: int = 0  # the samples, as token lists (at most samples x longest)
 
     @property
     def needed(self) -> int:
         """Bytes still to be allocated."""
-        return self.state + self.activations + OVERHEAD - self.resident
+        return self.state + self.activations + self.data + OVERHEAD - self.resident
 
 
 def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
@@ -79,7 +81,8 @@ def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
     copies = COPIES.get(scenario.backend)(scenario, STATE_SLOTS[scenario.optimizer.name](opts))
     state = processes * (size + copies * trainable)
     resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
-    return Estimate(state=state, activations=_activations(scenario, model), resident=resident)
+    data = scenario.data.samples * scenario.data.length.max * TOKEN_BYTES
+    return Estimate(state, _activations(scenario, model), resident, data)
 
 
 def _activations(scenario: Any, model: Any) -> int:
@@ -147,7 +150,8 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
         raise GaverifyError(
             f"memory: this run needs about {_size(guess.needed)} more on {device} "
             f"(parameter-sized state {_size(guess.state)}, activations "
-            f"{_size(guess.activations)}, torch itself {_size(OVERHEAD)}) but {_size(free)} is "
+            f"{_size(guess.activations)}, data {_size(guess.data)}, torch itself "
+            f"{_size(OVERHEAD)}) but {_size(free)} is "
             "free; lower batch.size or data.length.max, use a smaller model, or set "
             "memory_check: false to try anyway"
         )

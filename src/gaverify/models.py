@@ -180,8 +180,12 @@ def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
         config = AutoConfig.from_pretrained(
             location, **options, **{**task.config_required, **spec.config}
         )
-        model, info = getattr(transformers, task.auto_class).from_pretrained(
-            location, config=config, output_loading_info=True, **options
+        auto = getattr(transformers, task.auto_class)
+        # pickled (.bin) checkpoints load as plain tensors only: say so, whatever the default
+        known = inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters
+        safe = {"weights_only": True} if "weights_only" in known else {}
+        model, info = auto.from_pretrained(
+            location, config=config, output_loading_info=True, **options, **safe
         )
     except OSError as exc:
         raise GaverifyError(

@@ -58,7 +58,7 @@ class Scenario(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec = Field(default_factory=DataSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
-    steps: int = Field(4, ge=1)
+    steps: int = Field(4, ge=1, le=10_000)  # bounded: the order of every step is drawn up front
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     mode: Mode | None = Field(
         None, description="default: the backend's first mode (reference: lockstep)"

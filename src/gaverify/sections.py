@@ -155,7 +155,7 @@ class DataSpec(Section):
 
 
 class BatchSpec(Section):
-    size: int = Field(8, ge=1, description="full batch size B (the reference)")
+    size: int = Field(8, ge=1, le=4096, description="full batch size B (the reference)")
     accumulation: list[int] = Field(
         default_factory=lambda: [2, 4, 8],
         min_length=1,
