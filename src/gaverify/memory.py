@@ -37,8 +37,8 @@ def _runs(scenario: Any) -> int:
 
 
 # Parameter-sized copies one process of each backend holds at its peak,
-# beyond the model itself, given the optimizer's slots k; and how many
-# processes hold them.
+# beyond the model itself, given the optimizer's slots k (estimate()
+# multiplies by the number of processes).
 COPIES: Registry[Any] = Registry("backend")
 COPIES.add(
     "reference",
@@ -64,7 +64,7 @@ class Estimate:
     state: int  # parameter-sized tensors, over all processes
     activations: int  # the full batch's forward pass, kept for the backward
     resident: int  # already allocated: the built model in this process
-    data: int = 0  # the samples, as token lists (at most samples x longest)
+    data: int  # the samples, as token lists (at most samples x longest)
 
     @property
     def needed(self) -> int:
@@ -82,16 +82,15 @@ def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
     state = processes * (size + copies * trainable)
     resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
     data = scenario.data.samples * scenario.data.length.max * TOKEN_BYTES
-    return Estimate(state, _activations(scenario, model), resident, data)
+    element = params[0].element_size() if params else 4
+    return Estimate(state, _activations(scenario, model, element), resident, data)
 
 
-def _activations(scenario: Any, model: Any) -> int:
+def _activations(scenario: Any, model: Any, element: int) -> int:
     config = getattr(model, "config", None)
     width = getattr(config, "hidden_size", None)
     layers = getattr(config, "num_hidden_layers", None)
     heads = getattr(config, "num_attention_heads", None) or 1
-    first = next(iter(model.parameters()), None)
-    element = first.element_size() if first is not None else 4
     seq = scenario.data.length.max
     tokens = scenario.batch.size * seq
     total = 0

@@ -6,6 +6,7 @@ optimizer section; torch is imported only when one is built.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,7 +46,7 @@ def build_optimizer(spec: Any, params: Iterable[Any]):
         raise GaverifyError(f"optimizer.options: {spec.name}: {exc}") from exc
     step = optimizer.step
 
-    def checked_step(*args, **kwargs):
+    def checked_step(self, *args, **kwargs):
         # torch turns the step size into the parameters' dtype: too large a
         # learning rate fails there (a usage error), while a merely large one
         # trains into NaN, which the verdicts report as non-finite rows
@@ -59,5 +60,6 @@ def build_optimizer(spec: Any, params: Iterable[Any]):
                 f"update ({exc})"
             ) from exc
 
-    optimizer.step = checked_step
+    # a bound method, as torch's LR schedulers expect when they wrap step in turn
+    optimizer.step = types.MethodType(checked_step, optimizer)
     return optimizer
