@@ -5,6 +5,7 @@ outputs, the *unshifted* labels, and num_items_in_batch, the count of the
 whole accumulation window. The Trainer backpropagates what it returns as is.
 """
 
+import torch
 import torch.nn.functional as F
 
 
@@ -26,4 +27,37 @@ def mean_per_micro_batch(outputs, labels, num_items_in_batch):
     logits = outputs.logits[:, :-1].float()
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+    )
+
+
+# LOSS_MAPPING functions for loss-type.yaml: the model's forward calls them as
+# loss_function(logits=..., labels=..., vocab_size=..., **kwargs), kwargs
+# holding num_items_in_batch when the Trainer counted the window.
+
+
+def _upcast(logits):
+    """Half-precision logits to float32 (as transformers does); float64 stays."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def causal_lm_sum(logits, labels, vocab_size=None, num_items_in_batch=None, **kwargs):
+    """Correct: summed shifted-token loss over num_items_in_batch (the mean
+    when no count is given, as transformers' ForCausalLMLoss does)."""
+    targets = F.pad(labels, (0, 1), value=-100)[:, 1:].to(logits.device)
+    summed = F.cross_entropy(
+        _upcast(logits).reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
+    )
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
+    return summed / count
+
+
+def causal_lm_mean(logits, labels, vocab_size=None, num_items_in_batch=None, **kwargs):
+    """Wrong: each micro-batch's own mean, num_items_in_batch ignored; the
+    Trainer, having passed the count, does not divide by N either."""
+    targets = F.pad(labels, (0, 1), value=-100)[:, 1:].to(logits.device)
+    return F.cross_entropy(
+        _upcast(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
     )

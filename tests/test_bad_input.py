@@ -17,6 +17,12 @@ from gaverify.cli import app
 
 DOCS = Path(__file__).parent.parent / "docs" / "bad-input.md"
 QUICK = ["--set", "steps=1", "--set", "batch.accumulation=[2]"]
+LOOP = [*QUICK, "--set", "backend=loop", "--set"]
+STEPS = (
+    "def raises(model, optimizer, micro_batches):\n    raise KeyError('input_ids')\n"
+    "def idle(model, optimizer, micro_batches):\n    return 0.0\n"
+    "def text(model, optimizer, micro_batches):\n    optimizer.step()\n    return 'low'\n"
+)
 PADDED = '{"tokens": ["ab", "cd"], "tags": [-100, -100]}\n' * 8  # nothing is labelled
 
 # id: (files to write, arguments after `gaverify`)
@@ -58,6 +64,10 @@ CASES = {
     "cuda-missing": ({}, ["run", "--device", "cuda"]),
     "memory": ({}, ["run"]),
     "lr-overflow": ({}, ["run", *QUICK, "--set", "steps=2", "--set", "optimizer.lr=1e38"]),
+    "loop-step-missing": ({}, ["run", "--set", "backend=loop"]),
+    "loop-step-raising": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:raises"]),
+    "loop-step-not-stepping": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:idle"]),
+    "loop-step-not-a-number": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:text"]),
 }
 
 

@@ -129,3 +129,37 @@ def test_progress_is_reported_for_every_pass():
     sink = Count()
     run(small_scenario(steps=2), sink)
     assert sink.total == sink.done == 2 * (1 + 3 * 2)
+
+
+def test_question_answering_fixed_is_exact_while_naive_and_the_trainer_route_fail():
+    scenario = small_scenario(
+        dtype="float64", model={"task": "question-answering"},
+        data={"samples": 32, "length": {"min": 6}, "pad_to_max": True},
+        batch={"size": 16, "accumulation": [2, 4]},
+        variants=["naive", "fixed", "model"], expect={"model": "fail"},
+    )  # fmt: skip
+    result = run(scenario)
+    by_variant = {}
+    for m in result.measurements:
+        by_variant.setdefault(m.variant, []).append(m.grad_rel_l2)
+    assert max(by_variant["fixed"]) < 1e-12
+    assert min(by_variant["naive"]) > 1e-4  # answerable counts differ between micro-batches
+    # the Trainer gives a QA head no count: its own mean per micro-batch / N is
+    # naive's (agreeing to 1e-6 rather than 1e-12: naive comes from the shared
+    # sweep, model from a pass of its own)
+    assert by_variant["model"] == pytest.approx(by_variant["naive"], rel=1e-6)
+
+
+def test_question_answering_with_dynamic_padding_is_not_batch_invariant():
+    # A QA head's softmax runs over every position of the row, padding
+    # included: padded to its own longest sample, a micro-batch changes each
+    # sample's loss, so even fixed differs (and the run's notes say why).
+    fields = dict(
+        dtype="float64", model={"task": "question-answering"}, variants=["fixed"],
+        data={"samples": 32, "length": {"min": 6}}, batch={"size": 16, "accumulation": [2]},
+    )  # fmt: skip
+    from gaverify.runner import run_scenario
+
+    result = run_scenario(small_scenario(**fields))
+    assert min(r.grad_rel_l2 for r in result.rows) > 1e-6
+    assert any("data.pad_to_max: true" in n for n in result.notes)

@@ -189,3 +189,31 @@ def test_the_ddp_backend_runs_only_its_own_variants():
         "unknown ddp variant 'fixed'"
         in _errors({"backend": "ddp", "batch": {"size": 16}, "variants": ["fixed"]})["variants"]
     )
+
+
+def test_a_top_level_expect_states_the_scenario_s_verdict():
+    assert Scenario(expect="fail").outcome == "fail"
+    assert Scenario(expect="fail").per_variant == {}
+    assert Scenario(expect="fail").expected("naive") == "fail"  # each variant: its usual verdict
+    assert Scenario(expect={"naive": "pass"}).outcome == "pass"  # per variant: pass when met
+    with pytest.raises(ValidationError, match="expect"):
+        Scenario(expect="maybe")
+
+
+def test_backend_loop_measures_loop_step_and_sets_other_variants_aside():
+    s = Scenario(
+        backend="loop", loop={"step": "a.b:c"}, variants=["naive", "fixed"],
+        expect={"naive": "fail", "a.b:c": "fail"},
+    )  # fmt: skip
+    assert s.variants == ["a.b:c"]
+    assert s.expect == {"a.b:c": "fail"}
+    assert s.notes == [
+        "variants: naive, fixed set aside: backend 'loop' measures loop.step (a.b:c) only",
+        "expect: naive set aside (not measured)",
+    ]
+    assert Scenario(backend="loop", loop={"step": "a.b:c"}).notes == []
+
+
+def test_question_answering_reads_synthetic_data_only():
+    with pytest.raises(ValidationError, match="question-answering runs on synthetic data only"):
+        Scenario(model={"task": "question-answering"}, data={"source": "jsonl", "path": "x"})

@@ -110,3 +110,46 @@ def test_word_and_tag_counts_must_agree():
         TASKS.get("token-classification").from_row(
             {"tokens": ["a", "b"], "tags": [1]}, ByteEncoder(8), None, None
         )
+
+
+qa = TASKS.get("question-answering")
+
+
+def _qa_batch():
+    from gaverify.losses import QA_OUTSIDE
+
+    torch.manual_seed(2)
+    logits = torch.randn(4, 9, 2)
+    labels = torch.tensor([[1, 3], [QA_OUTSIDE, QA_OUTSIDE], [0, 8], [5, 5]])
+    return logits, labels
+
+
+def test_question_answering_counts_answerable_samples_and_matches_transformers():
+    logits, labels = _qa_batch()
+    assert qa.count_items(labels) == 3  # the answer past the input counts for nothing
+    start, end = logits[..., 0].contiguous(), logits[..., 1].contiguous()
+    args = (start, end, labels[:, 0], labels[:, 1])
+    summed = qa.summed_loss(logits, labels)
+    # with a count: the sum over it; without: the mean over answerable positions
+    torch.testing.assert_close(
+        summed / 3, loss_utils.ForQuestionAnsweringLoss(*args, num_items_in_batch=3)
+    )
+    torch.testing.assert_close(summed / 3, loss_utils.ForQuestionAnsweringLoss(*args))
+
+
+def test_question_answering_model_inputs_are_start_and_end_positions():
+    _, labels = _qa_batch()
+    given = qa.model_labels(labels)
+    assert set(given) == {"start_positions", "end_positions"}
+    assert given["end_positions"].tolist() == labels[:, 1].tolist()
+
+
+def test_question_answering_samples_put_a_quarter_of_answers_outside_the_input():
+    from gaverify.losses import QA_OUTSIDE
+
+    rng = random.Random(0)
+    samples = [qa.synthesize(list(range(10)), rng, TokenSpace(50)) for _ in range(400)]
+    outside = sum(s["labels"][0] == QA_OUTSIDE for s in samples)
+    assert 70 < outside < 130
+    inside = [s["labels"] for s in samples if s["labels"][0] != QA_OUTSIDE]
+    assert all(0 <= a <= b < 10 for a, b in inside)

@@ -130,14 +130,14 @@ def test_unknown_training_argument_names_the_installed_release():
 
 def test_clipping_from_trainer_args_is_applied_and_logged_before_clipping(monkeypatch):
     applied = []
-    keep = trainer_backend._Keep.gradient
+    keep = trainer_backend.KeepReference.gradient
 
     def spy(self, model):
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         applied.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
         keep(self, model)
 
-    monkeypatch.setattr(trainer_backend._Keep, "gradient", spy)
+    monkeypatch.setattr(trainer_backend.KeepReference, "gradient", spy)
     result = run_scenario(
         _trainer(steps=2, variants=["installed"], trainer={"args": {"max_grad_norm": 1e-3}})
     )

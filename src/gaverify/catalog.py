@@ -21,10 +21,10 @@ MODES = [
 def _variants(backend: str) -> list[tuple[str, str]]:
     known = BACKENDS.get(backend)
     rows = [(name, f"{v.summary}; expected to {v.expected}") for name, v in known.variants.items()]
-    if known.custom_variants:
-        rows.append(
-            ("module:function", "your compute_loss_func(outputs, labels, num_items_in_batch)")
-        )
+    if known.own_variant:
+        rows.append((known.own_variant, "your function, by import path: the one thing measured"))
+    elif known.custom_variants:
+        rows.append(("module:function", known.custom_summary))
     return rows
 
 

@@ -16,6 +16,9 @@ between micro-batches, which is the whole point of the check.
   padding nothing predicts it anyway; with left padding or packing the
   position before it is padding or another sequence, and counting it would
   make the loss depend on how much padding a batch happens to need.
+- `data.pad_to_max` pads every batch to length.max (padding="max_length"),
+  which is what makes a QA head's loss batch-invariant: its softmax runs over
+  every position of the row, padding included.
 - Seq2seq targets are padded on the right with -100, whatever the padding
   side of the inputs (decoder positions must not move).
 """
@@ -31,9 +34,16 @@ Batch = dict[str, Any]  # tensors: input_ids, labels, and attention_mask / posit
 
 
 def collate(
-    samples: list[Sample], task: Task, pad_id: int, padding: str, packed: bool, device: str
+    samples: list[Sample],
+    task: Task,
+    pad_id: int,
+    padding: str,
+    packed: bool,
+    device: str,
+    width: int | None = None,
 ) -> Batch:
-    """Tensors for one (micro-)batch of `samples`, on `device`."""
+    """Tensors for one (micro-)batch of `samples`, on `device`; padded to
+    `width` when given (padding='max_length'), else to the longest sample."""
     import torch
 
     if task.shift_labels:
@@ -41,14 +51,13 @@ def collate(
     if packed:
         batch = _packed(samples)
     else:
-        ids, mask = _pad([s["input_ids"] for s in samples], pad_id, padding == "left")
+        ids, mask = _pad([s["input_ids"] for s in samples], pad_id, padding == "left", width)
         batch = {"input_ids": ids, "attention_mask": mask}
         if padding == "left":
             batch["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
         if task.layout == "aligned":
-            batch["labels"] = _pad([s["labels"] for s in samples], IGNORE_INDEX, padding == "left")[
-                0
-            ]
+            left = padding == "left"
+            batch["labels"] = _pad([s["labels"] for s in samples], IGNORE_INDEX, left, width)[0]
         elif task.layout == "target":
             batch["labels"] = _pad([s["labels"] for s in samples], IGNORE_INDEX, False)[0]
         else:
@@ -58,11 +67,11 @@ def collate(
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _pad(rows: list[list[int]], fill: int, left: bool):
-    """(padded ids, mask): rows padded with `fill` to the longest one."""
+def _pad(rows: list[list[int]], fill: int, left: bool, width: int | None = None):
+    """(padded ids, mask): rows padded with `fill` to the longest one (at least `width`)."""
     import torch
 
-    width = max(len(r) for r in rows)
+    width = max(width or 0, *(len(r) for r in rows))
     ids = torch.full((len(rows), width), fill, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):

@@ -130,13 +130,17 @@ def load_scenario(path: Path | None = None, overrides: list[str] | None = None) 
 
 def _problem(err: dict[str, Any], overridden: set[str]) -> str:
     loc = [str(p) for p in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    named = re.match(r"([a-z_]+)[.:\s(]", msg)
+    if not loc and named and named[1] in Scenario.model_fields:
+        # a check across fields names its key first: "loop.step: backend ..."
+        return f"{msg}{' (from --set)' if named[1] in overridden else ''}"
     key = ".".join(loc) or "(top level)"
     via = " (from --set)" if loc and loc[0] in overridden else ""
     if err["type"] == "extra_forbidden":
         section = _section_at(err["loc"][:-1])
         hint = did_you_mean(loc[-1], section.model_fields) if section else ""
         return f"{key}: unknown key{hint}{via}"
-    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"{key}: required{via}"
     if err["type"] in {"value_error", "assertion_error"}:

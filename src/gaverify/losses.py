@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 IGNORE_INDEX = -100
+# An answer position past any input (an answer cut off by truncation): the
+# QA loss clamps positions to the input width and ignores them there.
+QA_OUTSIDE = 1 << 30
 
 
 def _at_least_float32(logits):
@@ -71,3 +74,28 @@ def value_loss(logits, labels, label_smoothing: float = 0.0):
 def sample_count(labels: Any) -> int:
     """Sample-level tasks count samples, not tokens."""
     return int(labels.shape[0])
+
+
+def span_loss(logits, labels, label_smoothing: float = 0.0):
+    """Extractive QA, as transformers' ForQuestionAnsweringLoss with a sum:
+    cross-entropy of the start and of the end position over the input's
+    positions, halved. `logits` is (batch, width, 2): start and end stacked
+    (models.logits_of); a position at or past the width is clamped to it and
+    ignored, exactly as there."""
+    import torch.nn.functional as F
+
+    logits = _at_least_float32(logits)
+    width = logits.shape[1]
+    total = 0
+    for k in (0, 1):  # start, end
+        targets = labels[:, k].to(logits.device).clamp(0, width)
+        total = total + F.cross_entropy(
+            logits[..., k], targets, ignore_index=width, reduction="sum"
+        )
+    return total / 2
+
+
+def span_count(labels) -> int:
+    """QA counts samples whose answer lies inside the input (the loss ignores
+    the others): the samples when every answer is in its context."""
+    return int((labels[:, 0] < QA_OUTSIDE).sum())

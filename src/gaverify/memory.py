@@ -55,6 +55,19 @@ COPIES.add(
     lambda s, k: 2 * s.steps + 3 + k,
     "the reference run's gradients and parameters per step, and the Trainer's model copy",
 )
+COPIES.add(
+    "loop",
+    lambda s, k: (
+        (5 + 3 * k) if s.mode != "trajectory" else (1 + k) + 2 + (2 + k) * len(s.batch.accumulation)
+    ),
+    "gradient + optimizer state + two saved states (before and after the step) + two captured "
+    "gradients; trajectory: a copy per N",
+)
+COPIES.add(
+    "lightning",
+    lambda s, k: 2 * s.steps + 3 + k,
+    "the reference run's gradients and parameters per step, and the run's model copy",
+)
 
 
 @dataclass(frozen=True)

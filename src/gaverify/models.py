@@ -245,7 +245,7 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
     inner = model.module if type(model).__name__ == "DistributedDataParallel" else model
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     if with_labels:
-        inputs["labels"] = batch["labels"]
+        inputs.update(task.model_labels(batch["labels"]))
     elif task.layout == "target":
         inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
             labels=batch["labels"]
@@ -260,7 +260,12 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
 
 
 def logits_of(outputs: Any):
-    """Logits from a ModelOutput, a tuple, or a bare tensor (factory models)."""
+    """Logits from a ModelOutput, a tuple, or a bare tensor (factory models).
+    A QA head's start and end logits come stacked: (batch, width, 2)."""
+    if getattr(outputs, "start_logits", None) is not None:
+        import torch
+
+        return torch.stack((outputs.start_logits, outputs.end_logits), dim=-1)
     if hasattr(outputs, "logits"):
         return outputs.logits
     return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
@@ -274,3 +279,18 @@ def loss_of(outputs: Any):
     if loss is None:
         raise GaverifyError("variants: 'model' needs a model that returns a loss given labels")
     return loss
+
+
+def keep_eval_mode(model: Any) -> None:
+    """Trainers (and users' loops) call model.train() before every step; with
+    dropout off the runs must stay deterministic, so this model's train()
+    keeps eval mode."""
+    import types
+
+    import torch
+
+    def train(self, mode: bool = True):
+        return torch.nn.Module.train(self, False)
+
+    model.train = types.MethodType(train, model)
+    model.eval()

@@ -51,7 +51,10 @@ class Setup:
             if guard  # one process checks for all
             else None,
         )
-        self.notes = list(self.built.notes)
+        for name, variant in self.variants.items():  # those that need the model (loss-type)
+            if getattr(variant, "build", None):
+                self.variants[name] = variant.build(scenario, search, self.built.model)
+        self.notes = [*self.built.notes, *scenario.notes]
         self.steps = self._steps()
         data = scenario.data
         keep_positions = takes(self.built.model, "position_ids")
@@ -59,6 +62,12 @@ class Setup:
             raise GaverifyError(
                 "data.packed: the model's forward takes no position_ids, so packed sequences "
                 "would attend to each other"
+            )
+        if self.task.sees_padding and not data.pad_to_max and not data.packed:
+            self.notes.append(
+                f"data: {self.task.name} scores padded positions too, so padding each "
+                "micro-batch to its own longest sample changes every sample's loss; "
+                "data.pad_to_max: true pads as padding='max_length' does"
             )
         if data.padding == "left" and not keep_positions:
             self.notes.append(
@@ -73,6 +82,7 @@ class Setup:
             padding=data.padding,
             packed=data.packed,
             device=self.device,
+            width=data.length.max if data.pad_to_max else None,
         )
         self._check_items()
         for variant in self.variants.values():

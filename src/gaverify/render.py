@@ -190,6 +190,10 @@ def print_result(result: RunResult, console: Console = out) -> None:
         f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
         f"as expected (exit {result.exit_code}) in {result.timings['total_s']:.1f} s"
     )
+    if isinstance(sc.get("expect"), str):  # a catalog scenario states the verdict it shows
+        got = "pass" if result.ok else "fail"
+        agrees = "as the scenario states" if got == sc["expect"] else "NOT as the scenario states"
+        console.print(f"[dim]verdict {got}: {agrees} (expect: {sc['expect']})[/]")
 
 
 def print_results(runset: RunSet, console: Console = out) -> None:

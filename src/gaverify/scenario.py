@@ -22,6 +22,7 @@ from gaverify.sections import (
     BatchSpec,
     DataSpec,
     DistributedSpec,
+    LoopSpec,
     LossSpec,
     ModelSpec,
     OptimizerSpec,
@@ -48,6 +49,7 @@ __all__ = [
 
 class Scenario(Section):
     _source_dir: Path | None = PrivateAttr(None)
+    _notes: list[str] = PrivateAttr(default_factory=list)
 
     name: str = "default"
     description: str = ""
@@ -72,6 +74,7 @@ class Scenario(Section):
         "compute_loss_func (default: the backend's defaults)",
     )
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    loop: LoopSpec = Field(default_factory=LoopSpec)
     tolerance: Tolerance = Field(default_factory=Tolerance)
     layers: int = Field(
         0, ge=0, description="show the k parameters whose gradients diverge most (0: off)"
@@ -79,9 +82,11 @@ class Scenario(Section):
     memory_check: bool = Field(
         True, description="refuse a run whose memory estimate exceeds the free memory"
     )
-    expect: dict[str, Verdict] = Field(
+    expect: Verdict | dict[str, Verdict] = Field(
         default_factory=dict,
-        description="verdict per variant; unlisted variants expect their usual verdict",
+        description="pass or fail: the verdict a correct tool reports for the whole scenario "
+        "(exit 0 or 1); or a verdict per variant (unlisted variants expect their usual one), "
+        "which is a pass when every variant gets its verdict",
     )
 
     @field_validator("backend")
@@ -97,6 +102,8 @@ class Scenario(Section):
         if value is None or backend is None:  # a bad backend is reported on its own
             return value
         known = BACKENDS.get(backend)
+        if known.own_variant:  # set aside in _consistent, with a note
+            return value
         for name in value:
             if not is_import_path(name):
                 known.variants.get(name)
@@ -120,6 +127,10 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         backend = BACKENDS.get(self.backend)
+        if backend.own_variant:
+            self._own_variant(backend.own_variant)
+        elif self.loop.step is not None:
+            raise ValueError("loop.step is only used with backend: loop")
         if self.variants is None:
             self.variants = list(backend.default_variants)
         if self.mode is None:
@@ -129,7 +140,7 @@ class Scenario(Section):
         problem = _process_problem(self)
         if problem:
             raise ValueError(problem)
-        strays = sorted(set(self.expect) - set(self.variants))
+        strays = sorted(set(self.per_variant) - set(self.variants))
         if strays:
             raise ValueError(
                 f"expect names {', '.join(strays)}, which is not among variants {self.variants}"
@@ -148,12 +159,51 @@ class Scenario(Section):
                     setattr(self.tolerance, metric, value)
         return self
 
+    def _own_variant(self, key: str) -> None:
+        """A backend that measures one named function (loop.step): that is the
+        only variant. Variants and per-variant expectations written for another
+        backend are set aside, so `--set backend=loop` works on any scenario."""
+        section, _, field = key.partition(".")
+        path = getattr(getattr(self, section), field)
+        if path is None:
+            raise ValueError(
+                f"{key}: backend '{self.backend}' needs {key}: module:function "
+                "(see the README's 'Your own training loop')"
+            )
+        if self.variants not in (None, [path]):
+            self._notes.append(
+                f"variants: {', '.join(self.variants)} set aside: backend '{self.backend}' "
+                f"measures {key} ({path}) only"
+            )
+        stray = sorted(set(self.per_variant) - {path})
+        if stray:
+            self._notes.append(f"expect: {', '.join(stray)} set aside (not measured)")
+            self.expect = {k: v for k, v in self.per_variant.items() if k == path}
+        self.variants = [path]
+
+    @property
+    def per_variant(self) -> dict[str, str]:
+        """The verdict expected of each variant the scenario names ({} for a
+        top-level pass or fail)."""
+        return self.expect if isinstance(self.expect, dict) else {}
+
+    @property
+    def outcome(self) -> str:
+        """The verdict a correct tool reports for the whole scenario: pass
+        (exit 0) or fail (exit 1). A per-variant mapping is a pass when met."""
+        return self.expect if isinstance(self.expect, str) else "pass"
+
+    @property
+    def notes(self) -> list[str]:
+        """What validation changed and a report should say (e.g. variants set aside)."""
+        return list(self._notes)
+
     def expected(self, variant: str, equal_counts: bool = False) -> str:
         """The verdict this scenario expects of `variant` (your own loss: pass).
         With equal item counts in every micro-batch no normalisation rule can
         differ from another, so a built-in bug is then expected to pass."""
-        if variant in self.expect:
-            return self.expect[variant]
+        if variant in self.per_variant:
+            return self.per_variant[variant]
         if is_import_path(variant):
             return "pass"
         known = BACKENDS.get(self.backend).variants.get(variant)
@@ -197,6 +247,8 @@ def _task_problem(scenario: Scenario) -> str | None:
     """What the task cannot do with this data or these variants, if anything."""
     task = TASKS.get(scenario.model.task)
     data = scenario.data
+    if not task.columns and data.source != "synthetic":
+        return f"data.source: {task.name} runs on synthetic data only, not {data.source}"
     strays = sorted(set(data.columns) - set(task.columns))
     if data.source == "synthetic" and data.columns:
         return "data.columns is not used with source: synthetic"
@@ -214,6 +266,14 @@ def _task_problem(scenario: Scenario) -> str | None:
         return f"loss.label_smoothing: {task.name} has no cross-entropy to smooth"
     if "label-smoother" in scenario.variants and not task.smoothable:
         return f"variants: label-smoother needs a cross-entropy task, not {task.name}"
-    if smoothing and "model" in scenario.variants:
-        return "variants: 'model' uses the model's own loss, which has no label smoothing"
+    wants_type = "loss-type" in scenario.variants
+    if wants_type != (scenario.loss.loss_type is not None):
+        return (
+            "variants: loss-type needs loss.loss_type: module:function"
+            if wants_type
+            else "loss.loss_type is only used by the loss-type variant (add it to variants)"
+        )
+    for own in ("model", "loss-type"):
+        if smoothing and own in scenario.variants:
+            return f"variants: '{own}' uses the model's own loss, which has no label smoothing"
     return None

@@ -1,4 +1,4 @@
-"""The sections of a scenario: model, data, batch, distributed, optimizer, loss, trainer.
+"""The sections of a scenario: model, data, batch, distributed, optimizer, loss, trainer, loop.
 
 Each is a pydantic model that forbids unknown keys and checks what it can on
 its own; checks that span sections live on Scenario (scenario.py). Names are
@@ -144,6 +144,11 @@ class DataSpec(Section):
     packed: bool = Field(
         False, description="padding-free: each (micro-)batch is one row with position_ids"
     )
+    pad_to_max: bool = Field(
+        False,
+        description="pad every (micro-)batch to length.max, as padding='max_length' does, "
+        "not to its own longest sequence",
+    )
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataSpec:
@@ -151,6 +156,8 @@ class DataSpec(Section):
             raise ValueError("data.path is not used with source: synthetic")
         if self.source != "synthetic" and self.path is None:
             raise ValueError(f"source '{self.source}' needs data.path")
+        if self.packed and self.pad_to_max:
+            raise ValueError("pad_to_max: packed rows have no padding")
         return self
 
 
@@ -211,6 +218,18 @@ class LossSpec(Section):
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="label smoothing of the cross-entropy (all runs)"
     )
+    loss_type: str | None = Field(
+        None,
+        description="variant loss-type: module:function registered in transformers' "
+        "LOSS_MAPPING and dispatched to by the model's loss_type",
+    )
+
+    @field_validator("loss_type")
+    @classmethod
+    def _import_path(cls, value: str | None) -> str | None:
+        if value is not None and not is_import_path(value):
+            raise ValueError(f"'{value}' is not an import path of the form module:function")
+        return value
 
 
 # TrainingArguments that gaverify sets itself: they define the paired runs.
@@ -254,4 +273,19 @@ class TrainerSpec(Section):
                 f"{', '.join(owned)}: set by gaverify from the scenario (batch, steps, "
                 "optimizer, seed, loss), not in trainer.args"
             )
+        return value
+
+
+class LoopSpec(Section):
+    step: str | None = Field(
+        None,
+        description="backend: loop: module:function, your accumulation step "
+        "step(model, optimizer, micro_batches) -> logged loss",
+    )
+
+    @field_validator("step")
+    @classmethod
+    def _import_path(cls, value: str | None) -> str | None:
+        if value is not None and not is_import_path(value):
+            raise ValueError(f"'{value}' is not an import path of the form module:function")
         return value

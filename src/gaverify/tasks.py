@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gaverify import losses
-from gaverify.losses import IGNORE_INDEX
+from gaverify.losses import IGNORE_INDEX, QA_OUTSIDE
 from gaverify.registry import Registry
 
 # A sample before collation: "input_ids" (list of ints) and "labels", which
 # is a list aligned with input_ids, a separate target list, or one value.
 Sample = dict[str, Any]
 MASK_FRACTION = 0.15
+UNANSWERABLE_FRACTION = 0.25  # synthetic QA samples whose answer lies outside the input
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,16 @@ class Task:
     # this task needs (a regression head has one output), user values win.
     config_defaults: dict[str, Any] = field(default_factory=dict)
     config_required: dict[str, Any] = field(default_factory=dict)
+    # How the model takes the labels (default: labels=...); QA heads take
+    # start_positions and end_positions, so the Trainer counts nothing for them.
+    label_inputs: Callable[[Any], dict[str, Any]] | None = None
+    # The loss scores padded positions too (a QA head's softmax runs over the
+    # whole row), so dynamic padding changes a sample's loss between batches.
+    sees_padding: bool = False
+
+    def model_labels(self, labels: Any) -> dict[str, Any]:
+        """The model's keyword arguments for a batch's labels."""
+        return self.label_inputs(labels) if self.label_inputs else {"labels": labels}
 
 
 def _mask(ids: list[int], rng: random.Random, space: TokenSpace) -> Sample:
@@ -218,6 +229,43 @@ TASKS.add(
         from_row=lambda row, enc, rng, space: {
             "input_ids": enc.encode(_text(row)),
             "labels": enc.encode(str(row["target"])),
+        },
+    ),
+)
+
+
+def _span(ids: list[int], rng: random.Random, space: TokenSpace) -> Sample:
+    """A random answer span inside the sequence, or (a quarter of the time)
+    one outside the input, which the QA loss ignores."""
+    if rng.random() < UNANSWERABLE_FRACTION:
+        return {"input_ids": ids, "labels": [QA_OUTSIDE, QA_OUTSIDE]}
+    start = rng.randrange(len(ids))
+    return {"input_ids": ids, "labels": [start, rng.randrange(start, len(ids))]}
+
+
+def _no_rows(row: dict[str, Any], enc: Encoder, rng: random.Random, space: TokenSpace) -> Sample:
+    raise ValueError("question-answering reads synthetic data only")
+
+
+TASKS.add(
+    "question-answering",
+    Task(
+        name="question-answering",
+        summary="extractive QA (start and end positions; synthetic only); items = samples whose "
+        "answer lies inside the input",
+        auto_class="AutoModelForQuestionAnswering",
+        unit="answerable samples",
+        layout="value",
+        summed_loss=losses.span_loss,
+        count_items=losses.span_count,
+        synthesize=_span,
+        columns=(),
+        from_row=_no_rows,
+        smoothable=False,
+        sees_padding=True,
+        label_inputs=lambda labels: {
+            "start_positions": labels[:, 0],
+            "end_positions": labels[:, 1],
         },
     ),
 )

@@ -66,6 +66,9 @@ class Variant:
     expected_when_equal: str = "pass"
     origin: str = ""  # for user code: which function, from which file
     reverse: bool = False  # backpropagate the micro-batches last to first
+    # Built from the scenario when a run starts (loss-type names user code in
+    # loss.loss_type): (scenario, search path, model) -> the Variant to run.
+    build: Callable[[Any, list[Path], Any], Variant] | None = None
 
 
 def _inverse(x: float) -> float:
@@ -113,7 +116,9 @@ def trainer_scales_loss(model: Any) -> bool:
 def _count_kwargs(window: Window) -> dict[str, Any]:
     import torch
 
-    if not trainer_scales_loss(window.model):
+    # The Trainer counts items only in a `labels` key (a QA head's labels are
+    # start_positions and end_positions), and only for a model taking loss kwargs.
+    if window.task.label_inputs is not None or not trainer_scales_loss(window.model):
         return {}
     return {"num_items_in_batch": torch.tensor(window.total, device=window.batch["labels"].device)}
 
@@ -192,6 +197,32 @@ VARIANTS.add(
         loss=label_smoother_loss,
     ),
 )
+VARIANTS.add(
+    "loss-type",
+    Variant(
+        "loss-type",
+        "your loss.loss_type function, registered in transformers' LOSS_MAPPING and reached "
+        "through the model's own loss dispatch (given num_items_in_batch)",
+        "pass",
+        build=lambda scenario, search, model: loss_type_variant(
+            scenario.loss.loss_type, search, model
+        ),
+    ),
+)
+
+
+def loss_type_variant(path: str, search: list[Path], model: Any) -> Variant:
+    """The loss-type variant: see loss_mapping.py."""
+    from gaverify.loss_mapping import route
+
+    dispatch = route(path, search, model)
+    return Variant(
+        "loss-type",
+        VARIANTS.get("loss-type").summary,
+        "pass",
+        loss=lambda window: dispatch.call(model_loss, window),
+        origin=dispatch.origin,
+    )
 
 
 def custom_variant(path: str, search: list[Path]) -> Variant:

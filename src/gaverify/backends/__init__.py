@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gaverify.backends.ddp_variants import DDP_VARIANTS
+from gaverify.backends.lightning_variants import LIGHTNING_VARIANTS
 from gaverify.backends.trainer_variants import TRAINER_VARIANTS
 from gaverify.registry import Registry
 from gaverify.variants import VARIANTS
@@ -36,6 +37,11 @@ class Backend:
     modes: tuple[str, ...]  # the first is the default
     processes: tuple[int, int, int]  # worker processes: (default, least, most)
     custom_variants: bool = True  # whether module:function variants (your loss) can run
+    custom_summary: str = "your compute_loss_func(outputs, labels, num_items_in_batch)"
+    # The scenario key whose import path is the one thing this backend measures
+    # (loop: "loop.step"): it is the only variant, and a scenario's own
+    # variants, written for another backend, are set aside with a note.
+    own_variant: str | None = None
 
 
 BACKENDS: Registry[Backend] = Registry("backend")
@@ -73,6 +79,33 @@ BACKENDS.add(
         ("lockstep", "trajectory"),
         (2, 2, 64),
         custom_variants=False,
+    ),
+)
+BACKENDS.add(
+    "loop",
+    Backend(
+        "gaverify.backends.loop:run",
+        "your own accumulation step (loop.step: module:function), called with the full batch "
+        "as one micro-batch and with N micro-batches",
+        Registry("loop variant"),
+        (),
+        ("lockstep", "trajectory"),
+        (1, 1, 1),
+        custom_variants=False,
+        own_variant="loop.step",
+    ),
+)
+BACKENDS.add(
+    "lightning",
+    Backend(
+        "gaverify.backends.lightning:run",
+        "the installed PyTorch Lightning Trainer (extra: gaverify[lightning]), "
+        "accumulate_grad_batches 1 vs N",
+        LIGHTNING_VARIANTS,
+        ("installed",),
+        ("trajectory",),
+        (1, 1, 1),
+        custom_summary="your LightningModule, built as Class(model)",
     ),
 )
 

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import copy
 import tempfile
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import torch
 import transformers
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
@@ -48,6 +46,7 @@ from gaverify.compare import (
     trainable,
 )
 from gaverify.errors import GaverifyError
+from gaverify.models import keep_eval_mode
 from gaverify.optim import build_optimizer
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
@@ -97,7 +96,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
-class _Keep:
+class KeepReference:
     """Watches the reference run: keeps each step's gradient and parameters."""
 
     def __init__(self):
@@ -111,11 +110,19 @@ class _Keep:
         self.params.append(snapshot(params))
 
 
-class _Compare:
+class NoFit:
+    """Stands in for the GradientFitter where nothing can be fitted (several
+    ranks; a LightningModule gaverify cannot call as the model)."""
+
+    def wants(self, *args: Any) -> bool:
+        return False
+
+
+class CompareWithReference:
     """Watches an accumulated run: compares each step with the reference's,
     and has a diverging gradient fitted (at the run's own parameters)."""
 
-    def __init__(self, ref: _Keep, fitter: GradientFitter, n: int, variant: str):
+    def __init__(self, ref: KeepReference, fitter: GradientFitter, n: int, variant: str):
         self.ref, self.fitter, self.n, self.variant = ref, fitter, n, variant
         self.comparisons: list[GradComparison] = []
         self.param_diffs: list[float] = []
@@ -149,14 +156,14 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     try:
         refs = {}
         for key, variant in references.items():
-            keep = _Keep()
+            keep = KeepReference()
             refs[key] = (_train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
-        counts = {n: _item_counts(setup, n) for n in scenario.batch.accumulation}
+        counts = {n: item_counts(setup, n) for n in scenario.batch.accumulation}
         fitter = GradientFitter(setup)
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
-            watch = _Compare(keep, fitter, n, name)
+            watch = CompareWithReference(keep, fitter, n, name)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
             measurements += _measure(setup, n, name, counts[n], ref, got, watch)
             notes += got.notes
@@ -200,7 +207,7 @@ def _train(
     setup: Setup,
     variant: TrainerVariant,
     n: int,
-    watch: _Keep | _Compare,
+    watch: KeepReference | CompareWithReference,
     progress: Progress,
     label: str,
     world: int = 1,
@@ -213,7 +220,7 @@ def _train(
     scenario = setup.scenario
     model = copy.deepcopy(setup.built.model)
     if not scenario.model.dropout:
-        _keep_eval_mode(model)
+        keep_eval_mode(model)
     params = trainable(model)
     optimizer = build_optimizer(scenario.optimizer, params)
     optimizer.register_step_pre_hook(lambda *_: watch.gradient(model))
@@ -263,7 +270,7 @@ def _train(
     return out
 
 
-def _item_counts(setup: Setup, n: int) -> list[list[int]]:
+def item_counts(setup: Setup, n: int) -> list[list[int]]:
     """Per step, the counted items of each of its n micro-batches (as the Trainer sees them)."""
     return [
         [setup.task.count_items(mb["labels"]) for mb in setup.micro_batches(samples, n)]
@@ -278,7 +285,7 @@ def _measure(
     step_counts: list[list[int]],
     ref: _Run,
     got: _Run,
-    watch: _Compare,
+    watch: CompareWithReference,
 ) -> list[Measurement]:
     k, names = setup.scenario.layers, setup.parameter_names
     out = []
@@ -307,14 +314,3 @@ def _measure(
 
 def _or(logged: float | None, measured: float) -> float:
     return measured if logged is None else float(logged)
-
-
-def _keep_eval_mode(model: Any) -> None:
-    """The Trainer calls model.train() before every step; with dropout off the
-    runs must stay deterministic, so this model's train() keeps eval mode."""
-
-    def train(self, mode: bool = True):
-        return torch.nn.Module.train(self, False)
-
-    model.train = types.MethodType(train, model)
-    model.eval()

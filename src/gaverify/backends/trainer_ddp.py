@@ -34,13 +34,6 @@ from gaverify.results import Trace
 REFERENCE_FILE = "reference.pt"
 
 
-class _NoFit:
-    """Stands in for the GradientFitter: nothing is fitted on several ranks."""
-
-    def wants(self, *args: Any) -> bool:
-        return False
-
-
 class _RankProgress(Progress):
     def __init__(self, ctx):
         self.ctx = ctx
@@ -74,7 +67,7 @@ def run_distributed(scenario, progress: Progress) -> Trace:
     try:
         refs = {}
         for key, variant in references.items():
-            keep = single._Keep()
+            keep = single.KeepReference()
             run = single._train(setup, variant, 1, keep, progress, f"reference ({key})")
             refs[key] = {
                 "losses": run.losses, "grad_norms": run.grad_norms, "notes": run.notes,
@@ -111,15 +104,19 @@ def work(scenario, ctx) -> str:
     for n, name in plan:
         variant = variants[name]
         ref = refs[variant.reference]
-        keep = single._Keep()
+        keep = single.KeepReference()
         keep.grads, keep.params = ref["grads"], ref["params"]
-        watch = single._Compare(keep, _NoFit(), n, name) if ctx.rank == 0 else _Ignore()
+        watch = (
+            single.CompareWithReference(keep, single.NoFit(), n, name)
+            if ctx.rank == 0
+            else _Ignore()
+        )
         label = f"N={n} {name}"
         got = single._train(
             setup, variant, n, watch, progress, label, ctx.world, _logged_over_ranks
         )
         if ctx.rank == 0:
-            counts = single._item_counts(setup, ctx.world * n)
+            counts = single.item_counts(setup, ctx.world * n)
             ref_run = single._Run(ref["losses"], ref["grad_norms"])
             measurements += single._measure(setup, n, name, counts, ref_run, got, watch)
             notes += got.notes

@@ -1,0 +1,218 @@
+"""The lightning backend: the installed PyTorch Lightning Trainer, GA off vs on.
+
+Each run trains a fresh copy of the initial model, inside a LightningModule
+(gaverify's minimal wrapper, or yours), with a real `lightning.Trainer` for
+`steps` optimizer steps: the reference at batch B with
+accumulate_grad_batches=1, each N at batch B/N with accumulate_grad_batches=N,
+on the same samples in the same order (a DataLoader without shuffling over
+gaverify's collator) and the same seed. Lightning's automatic optimization
+divides each micro-batch's loss by N before its backward.
+
+Per optimizer step a run records, through a Callback: the gradient in
+`on_before_optimizer_step` (after the last backward of the window, before
+Lightning clips), the parameters once the step is taken, and the loss of the
+window (the sum of the N scaled losses Lightning backpropagated). Runs are
+compared as the trainer backend compares them, into the same Measurements.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import warnings
+from contextlib import contextmanager
+
+from gaverify.backends import Progress
+from gaverify.backends.lightning_variants import LightningVariant, resolve_lightning_variant
+from gaverify.backends.loop import model_batch
+from gaverify.backends.trainer import (
+    CompareWithReference,
+    KeepReference,
+    NoFit,
+    item_counts,
+)
+from gaverify.compare import top_layers, trainable
+from gaverify.errors import GaverifyError
+from gaverify.models import keep_eval_mode
+from gaverify.optim import build_optimizer
+from gaverify.prepare import Setup
+from gaverify.results import Measurement, Trace
+from gaverify.sketch import GradientFitter
+
+PRECISION = {"float32": "32-true", "float64": "64-true", "bfloat16": "bf16-true"}
+
+
+def lightning():
+    """The installed Lightning's `pytorch` package, or exit 2 naming the extra."""
+    try:
+        import lightning.pytorch as pl
+    except ImportError:
+        try:
+            import pytorch_lightning as pl
+        except ImportError:
+            raise GaverifyError(
+                "backend: lightning needs PyTorch Lightning: pip install 'gaverify[lightning]' "
+                "(make install installs it)"
+            ) from None
+    return pl
+
+
+def run(scenario, progress: Progress | None = None) -> Trace:
+    """Train with Lightning at N=1 and at every N, per variant, and measure each step."""
+    pl = lightning()
+    progress = progress or Progress()
+    setup = Setup(scenario, resolve_lightning_variant)
+    ns = scenario.batch.accumulation
+    progress.start(scenario.steps * len(setup.variants) * (1 + len(ns)))
+    fitter = GradientFitter(setup)
+    measurements: list[Measurement] = []
+    notes: list[str] = []
+    with _quiet(pl):
+        for name, variant in setup.variants.items():
+            keep = KeepReference()
+            ref = _fit(pl, setup, variant, 1, keep, progress, f"reference ({name})")
+            for n in ns:
+                wants_fit = variant.module is None  # a module of yours is not called as the model
+                watch = CompareWithReference(keep, fitter if wants_fit else NoFit(), n, name)
+                got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
+                measurements += _measure(setup, n, name, ref, got, watch)
+                if not wants_fit:
+                    notes.append(f"{name}: failing gradients are not fitted (your own module)")
+    measurements.sort(key=lambda m: m.step)  # stable: grouped by step, as the other backends
+    return Trace(
+        measurements=measurements,
+        device=setup.device,
+        parameters=setup.parameters,
+        notes=[
+            f"backend: Lightning {pl.__version__} Trainer; reference: accumulate_grad_batches=1, "
+            f"batch {scenario.batch.size}; gradients taken in on_before_optimizer_step",
+            *setup.run_notes(),
+            *dict.fromkeys(notes),
+        ],
+        fits=fitter.records(),
+    )
+
+
+@contextmanager
+def _quiet(pl):
+    """Lightning's info lines and its advice on workers and logging are not ours to print."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
+                                              "pytorch_lightning", "lightning_fabric")]  # fmt: skip
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _module(pl, setup: Setup, variant: LightningVariant):
+    """A fresh LightningModule around a fresh copy of the initial model, and that model."""
+    model = copy.deepcopy(setup.built.model)
+    if not setup.scenario.model.dropout:
+        keep_eval_mode(model)
+    if variant.module is not None:
+        try:
+            module = variant.module(model)
+        except Exception as exc:  # the user's code: report it, do not crash
+            raise GaverifyError(f"variants: {variant.name}(model) raised {type(exc).__name__}: "
+                                f"{exc}") from exc  # fmt: skip
+        if not isinstance(module, pl.LightningModule):
+            raise GaverifyError(
+                f"variants: {variant.name}(model) returned {type(module).__name__}, not a "
+                "LightningModule"
+            )
+        if type(module).configure_optimizers is pl.LightningModule.configure_optimizers:
+            module.configure_optimizers = lambda: build_optimizer(
+                setup.scenario.optimizer, trainable(module)
+            )
+        return module, module
+    task, spec = setup.task, setup.scenario.optimizer
+
+    class Wrapped(pl.LightningModule):
+        """What a Lightning user writes: the model's own loss from training_step."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            return self.model(**model_batch(task, batch)).loss
+
+        def configure_optimizers(self):
+            return build_optimizer(spec, trainable(self.model))
+
+    return Wrapped(), model
+
+
+def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: str) -> list[float]:
+    """Train with accumulate_grad_batches=n; `watch` sees each step's gradient
+    and parameters. Returns the loss of every step's window."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    scenario = setup.scenario
+    module, model = _module(pl, setup, variant)
+    losses: list[float] = []
+    window: list[float] = []
+
+    class Watch(pl.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            watch.gradient(model)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            window.append(float(outputs["loss"]))
+            if (batch_idx + 1) % n == 0:  # the window's optimizer step has been taken
+                watch.parameters(trainable(model))
+                losses.append(sum(window))
+                window.clear()
+                progress.advance(f"{label} step {len(losses)}")
+
+    samples = [sample for step in setup.steps for sample in step]
+    loader = DataLoader(samples, batch_size=scenario.batch.size // n, shuffle=False,
+                        collate_fn=setup.collate)  # fmt: skip
+    torch.manual_seed(scenario.seed)
+    with tempfile.TemporaryDirectory(prefix="gaverify-lightning-") as tmp:
+        trainer = pl.Trainer(
+            accelerator="cpu" if setup.device == "cpu" else "gpu", devices=1,
+            precision=PRECISION[scenario.dtype], max_steps=scenario.steps, max_epochs=1,
+            accumulate_grad_batches=n, callbacks=[Watch()], default_root_dir=tmp, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, limit_val_batches=0,
+        )  # fmt: skip
+        try:
+            trainer.fit(module, train_dataloaders=loader)
+        except GaverifyError:
+            raise
+        except Exception as exc:  # Lightning or the module refused: name it
+            raise GaverifyError(
+                f"lightning: the Trainer failed ({label}): {type(exc).__name__}: {exc}"
+            ) from exc
+    if len(losses) != scenario.steps:
+        raise GaverifyError(
+            f"lightning: the Trainer took {len(losses)} steps, not {scenario.steps} ({label})"
+        )
+    return losses
+
+
+def _measure(setup: Setup, n: int, name: str, ref: list[float], got: list[float], watch):
+    k = setup.scenario.layers
+    out = []
+    for step, counts in enumerate(item_counts(setup, n)):
+        comparison = watch.comparisons[step]
+        out.append(
+            Measurement(
+                step=step + 1, n=n, variant=name, items_full=sum(counts), items_micro=counts,
+                loss_full=ref[step], loss_ga=got[step],
+                grad_norm_full=comparison.norm_ref, grad_norm_ga=comparison.norm_got,
+                grad_rel_l2=comparison.rel_l2, grad_cosine=comparison.cosine,
+                param_max_abs=watch.param_diffs[step],
+                layers=top_layers(setup.parameter_names, comparison, k) if k else None,
+            )
+        )  # fmt: skip
+    return out
