@@ -67,6 +67,13 @@ def collate(
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def model_batch(task: Task, batch: Batch) -> Batch:
+    """A collated batch as `model(**batch)` takes it, labels included (a QA
+    head's labels are start_positions and end_positions)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    return {**inputs, **task.model_labels(batch["labels"])}
+
+
 def _pad(rows: list[list[int]], fill: int, left: bool, width: int | None = None):
     """(padded ids, mask): rows padded with `fill` to the longest one (at least `width`)."""
     import torch

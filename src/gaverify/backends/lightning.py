@@ -25,13 +25,13 @@ from contextlib import contextmanager
 
 from gaverify.backends import Progress
 from gaverify.backends.lightning_variants import LightningVariant, resolve_lightning_variant
-from gaverify.backends.loop import model_batch
 from gaverify.backends.trainer import (
     CompareWithReference,
     KeepReference,
     NoFit,
     item_counts,
 )
+from gaverify.collate import model_batch
 from gaverify.compare import top_layers, trainable
 from gaverify.errors import GaverifyError
 from gaverify.models import keep_eval_mode

@@ -32,6 +32,7 @@ from typing import Any
 
 from gaverify.backends import Interrupted, Progress
 from gaverify.backends.reference import measure
+from gaverify.collate import model_batch
 from gaverify.compare import (
     GradComparison,
     compare_gradients,
@@ -206,13 +207,6 @@ def _candidate(setup, step_fn, fitter, model, optimizer, step, n, ref: Call):
     batches = [model_batch(setup.task, mb) for mb in micro]
     got = step_fn(model, optimizer, batches, f"step {step}, N={n}", ref.grads, fit)
     return got, [setup.task.count_items(mb["labels"]) for mb in micro]
-
-
-def model_batch(task, batch: dict[str, Any]) -> dict[str, Any]:
-    """A collated batch as `model(**batch)` takes it (a QA head's labels are
-    start_positions and end_positions)."""
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    return {**inputs, **task.model_labels(batch["labels"])}
 
 
 def _reference(setup: Setup, step_fn, model, optimizer, step: int) -> Call:

@@ -36,6 +36,7 @@ from gaverify.backends.trainer_variants import (
     TrainerVariant,
     resolve_trainer_variant,
 )
+from gaverify.collate import model_batch
 from gaverify.compare import (
     GradComparison,
     compare_gradients,
@@ -239,7 +240,9 @@ def _train(
             model=model,
             args=args,
             train_dataset=[sample for step in setup.steps for sample in step],
-            data_collator=setup.collate,
+            # model-ready batches: a QA head's labels are start and end positions,
+            # and the Trainer counts items only in a `labels` key, as with real data
+            data_collator=lambda samples: model_batch(setup.task, setup.collate(samples)),
             optimizers=(optimizer, None),
             callbacks=[logs],
             **extra,
