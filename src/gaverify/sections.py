@@ -7,9 +7,10 @@ checked against their registries, which import nothing heavy.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,15 @@ TINY_LLAMA: dict[str, Any] = {
 }
 
 
+def _import_path(value: str | None) -> str | None:
+    if value is not None and not is_import_path(value):
+        raise ValueError(f"'{value}' is not an import path of the form module:function")
+    return value
+
+
+ImportPath = Annotated[str | None, AfterValidator(_import_path)]  # module:function, or unset
+
+
 class Section(BaseModel):
     """A scenario section: unknown keys are errors, not silently ignored."""
 
@@ -51,7 +61,7 @@ class ModelSpec(Section):
         description="source: pretrained: a directory, a hub id already in the local cache, "
         "or package:NAME/DIR for a model shipped inside an installed Python package",
     )
-    factory: str | None = Field(
+    factory: ImportPath = Field(
         None, description="source: factory: module:function returning a torch module"
     )
     task: str = Field("causal-lm", description="what the model is trained to do")
@@ -81,13 +91,6 @@ class ModelSpec(Section):
     @classmethod
     def _known_task(cls, value: str) -> str:
         TASKS.get(value)
-        return value
-
-    @field_validator("factory")
-    @classmethod
-    def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not is_import_path(value):
-            raise ValueError(f"'{value}' is not an import path of the form module:function")
         return value
 
     @model_validator(mode="after")
@@ -218,18 +221,11 @@ class LossSpec(Section):
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="label smoothing of the cross-entropy (all runs)"
     )
-    loss_type: str | None = Field(
+    loss_type: ImportPath = Field(
         None,
         description="variant loss-type: module:function registered in transformers' "
         "LOSS_MAPPING and dispatched to by the model's loss_type",
     )
-
-    @field_validator("loss_type")
-    @classmethod
-    def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not is_import_path(value):
-            raise ValueError(f"'{value}' is not an import path of the form module:function")
-        return value
 
 
 # TrainingArguments that gaverify sets itself: they define the paired runs.
@@ -277,15 +273,8 @@ class TrainerSpec(Section):
 
 
 class LoopSpec(Section):
-    step: str | None = Field(
+    step: ImportPath = Field(
         None,
         description="backend: loop: module:function, your accumulation step "
         "step(model, optimizer, micro_batches) -> logged loss",
     )
-
-    @field_validator("step")
-    @classmethod
-    def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not is_import_path(value):
-            raise ValueError(f"'{value}' is not an import path of the form module:function")
-        return value
