@@ -58,10 +58,10 @@ COPIES.add(
 COPIES.add(
     "loop",
     lambda s, k: (
-        (5 + 3 * k) if s.mode != "trajectory" else (1 + k) + 2 + (2 + k) * len(s.batch.accumulation)
+        (4 + 3 * k) if s.mode != "trajectory" else (1 + k) + 1 + (2 + k) * len(s.batch.accumulation)
     ),
-    "gradient + optimizer state + two saved states (before and after the step) + two captured "
-    "gradients; trajectory: a copy per N",
+    "gradient + optimizer state + two saved states (before and after the step) + the "
+    "reference's gradient; trajectory: a copy per N",
 )
 COPIES.add(
     "lightning",

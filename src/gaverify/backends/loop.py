@@ -55,7 +55,7 @@ class Call:
     """What one call of the step function did."""
 
     loss: float  # what it returned
-    grads: list[Any]  # the gradient at its (last) optimizer.step()
+    grads: list[Any] | None  # the gradient at its first optimizer.step() (reference calls)
     steps: int  # how many times it called optimizer.step()
     comparison: GradComparison | None  # against the reference, taken at the step
 
@@ -98,9 +98,10 @@ class StepFunction:
         reference: list[Any] | None = None,
         on_gradient: Callable[[list[Any], GradComparison], None] | None = None,
     ) -> Call:
-        """Call it once; `reference` grads are compared at the step itself,
-        where `on_gradient` (e.g. the diagnosis' fit) still sees the
-        parameters the gradient was taken at."""
+        """Call it once. The gradient of its first optimizer.step() is what
+        counts: kept (for the reference call), or compared with `reference`
+        right there, where `on_gradient` (the diagnosis' fit) still sees the
+        parameters it was taken at; no copy of it is made."""
         import torch
 
         params = trainable(model)
@@ -108,11 +109,15 @@ class StepFunction:
 
         def capture(_optimizer, _args, _kwargs):
             seen["steps"] += 1
-            seen["grads"] = snapshot([p.grad for p in params])
-            if reference is not None:
-                seen["comparison"] = compare_gradients(reference, seen["grads"])
-                if on_gradient is not None:
-                    on_gradient(seen["grads"], seen["comparison"])
+            if seen["steps"] > 1:
+                return
+            if reference is None:
+                seen["grads"] = snapshot([p.grad for p in params])
+                return
+            grads = [p.grad for p in params]
+            seen["comparison"] = compare_gradients(reference, grads)
+            if on_gradient is not None:
+                on_gradient(grads, seen["comparison"])
 
         optimizer.zero_grad(set_to_none=True)
         handle = optimizer.register_step_pre_hook(capture)
@@ -135,7 +140,7 @@ class StepFunction:
         if seen["steps"] != 1:
             self.extra_steps[where] = seen["steps"]
         loss = _as_number(value, self.path, where)
-        return Call(loss, seen["grads"], seen["steps"], seen.get("comparison"))
+        return Call(loss, seen.get("grads"), seen["steps"], seen.get("comparison"))
 
     def notes(self) -> list[str]:
         """What the report should say about the calls."""
@@ -144,7 +149,8 @@ class StepFunction:
             first = next(iter(self.extra_steps.items()))
             notes.append(
                 f"loop.step called optimizer.step() {first[1]} times in one call ({first[0]}; "
-                f"{len(self.extra_steps)} such calls): the gradient of the last is compared"
+                f"{len(self.extra_steps)} such calls): the gradient of its first step is compared, "
+                "the parameters after its last"
             )
         return notes
 
