@@ -89,6 +89,21 @@ class Scenario(Section):
         "which is a pass when every variant gets its verdict",
     )
 
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _verdicts(cls, value: object) -> object:
+        # one plain message, not pydantic's attempt at each member of the union
+        verdicts = ("pass", "fail")
+        if isinstance(value, dict):
+            bad = {k: v for k, v in value.items() if v not in verdicts}
+            if bad:
+                raise ValueError(f"a variant's verdict is pass or fail, not {bad}")
+        elif value not in verdicts:
+            raise ValueError(
+                f"expected pass, fail, or a mapping of variants to pass or fail, not {value!r}"
+            )
+        return value
+
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -271,7 +286,7 @@ def _task_problem(scenario: Scenario) -> str | None:
         return (
             "variants: loss-type needs loss.loss_type: module:function"
             if wants_type
-            else "loss.loss_type is only used by the loss-type variant (add it to variants)"
+            else "loss.loss_type is only used by the loss-type variant of backend reference"
         )
     for own in ("model", "loss-type"):
         if smoothing and own in scenario.variants:
