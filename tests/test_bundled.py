@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gaverify.bundled import bundled
 from gaverify.loading import load_scenario
@@ -47,6 +48,8 @@ def test_the_readme_catalog_lists_every_bundled_scenario_with_its_backend_and_ex
     for b in bundled():
         scenario = load_scenario(b.path, ["device=cpu"])
         assert rows.get(b.name) == (scenario.backend, scenario.outcome), b.name
+        stated = yaml.safe_load(b.path.read_text(encoding="utf-8")).get("expect")
+        assert stated in ("pass", "fail"), f"{b.name}: no top-level expect: pass|fail"
         lines = b.path.read_text(encoding="utf-8").splitlines()
         comment = lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
         # it opens by saying what it shows, then how to run it and an override

@@ -83,7 +83,7 @@ def test_equal_lengths_warns_and_meets_its_expectations():
 
 
 def test_unmet_expectation_exits_1():
-    result = invoke("run", *SMALL, "--set", "expect.naive=pass")
+    result = invoke("run", *SMALL, "--set", "variant_expect.naive=pass")
     assert result.exit_code == 1
     assert "NOT as expected" in result.output and "FAILED" in result.output
 
@@ -96,7 +96,7 @@ def test_trainer_scenario_gates_ci_with_exit_code_json_and_junit(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["environment"]["transformers"]
     assert 'failures="0"' in xml.read_text()
-    result = invoke("run", "trainer", *args, "--set", "expect.pre-fix=pass")
+    result = invoke("run", "trainer", *args, "--set", "variant_expect.pre-fix=pass")
     assert result.exit_code == 1
     assert 'failures="2"' in xml.read_text()  # N=2 and N=4
     assert "N=4 pre-fix: fail, expected pass" in xml.read_text()

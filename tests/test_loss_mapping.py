@@ -80,7 +80,7 @@ def test_a_model_without_a_loss_dispatch_is_exit_2():
     ("fields", "message"),
     [
         ({"variants": ["loss-type"]}, "variants: loss-type needs loss.loss_type: module:function"),
-        ({"loss": {"loss_type": SUM}}, "loss.loss_type is only used by the loss-type variant of backend reference"),
+        ({"loss": {"loss_type": SUM}}, "only used by the loss-type variant of backend reference"),
         ({"loss": {"loss_type": "nocolon"}, "variants": ["loss-type"]}, "not an import path"),
     ],
 )

@@ -90,3 +90,12 @@ def test_user_losses_show_their_function_name_in_the_table_and_full_path_below()
     assert Console(width=200).measure(table).maximum <= 80
     text = _text(result)
     assert " token_mean " in text and "my_pkg.losses:token_mean: PASS" in text
+
+
+def test_a_scenario_stating_its_verdict_is_told_whether_the_run_agrees():
+    result = _result()  # exit 0: a pass
+    assert "verdict" not in _text(result).splitlines()[-1]  # a per-variant expect says nothing
+    result.scenario["expect"] = "pass"
+    assert "verdict pass: as the scenario states (expect: pass)" in _text(result)
+    result.scenario["expect"] = "fail"
+    assert "verdict pass: NOT as the scenario states (expect: fail)" in _text(result)

@@ -73,7 +73,7 @@ def test_trainer_args_gaverify_sets_itself_are_refused():
 
 def test_expectations_must_name_a_variant_that_runs():
     errors = _errors({"variants": ["fixed"], "expect": {"naive": "fail"}})
-    assert "expect names naive" in errors[""]
+    assert "variant_expect names naive" in errors[""]
 
 
 def test_expectations_default_to_the_variants_usual_verdict():
@@ -193,9 +193,13 @@ def test_the_ddp_backend_runs_only_its_own_variants():
 
 def test_a_top_level_expect_states_the_scenario_s_verdict():
     assert Scenario(expect="fail").outcome == "fail"
-    assert Scenario(expect="fail").per_variant == {}
+    assert Scenario(expect="fail").variant_expect == {}
     assert Scenario(expect="fail").expected("naive") == "fail"  # each variant: its usual verdict
-    assert Scenario(expect={"naive": "pass"}).outcome == "pass"  # per variant: pass when met
+    assert Scenario(variant_expect={"naive": "pass"}).outcome == "pass"  # pass when met
+    older = Scenario(expect={"naive": "pass"})  # the older spelling of variant_expect
+    assert (older.expect, older.variant_expect) == (None, {"naive": "pass"})
+    with pytest.raises(ValidationError, match="belongs in variant_expect"):
+        Scenario(expect={"naive": "pass"}, variant_expect={"fixed": "pass"})
     with pytest.raises(ValidationError, match="expect"):
         Scenario(expect="maybe")
 
@@ -206,10 +210,10 @@ def test_backend_loop_measures_loop_step_and_sets_other_variants_aside():
         expect={"naive": "fail", "a.b:c": "fail"},
     )  # fmt: skip
     assert s.variants == ["a.b:c"]
-    assert s.expect == {"a.b:c": "fail"}
+    assert s.variant_expect == {"a.b:c": "fail"}
     assert s.notes == [
         "variants: naive, fixed set aside: backend 'loop' measures loop.step (a.b:c) only",
-        "expect: naive set aside (not measured)",
+        "variant_expect: naive set aside (not measured)",
     ]
     assert Scenario(backend="loop", loop={"step": "a.b:c"}).notes == []
 

@@ -43,7 +43,8 @@ def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Sce
         update={
             "backend": "reference",
             "variants": ["fixed-reordered"],
-            "expect": {},
+            "expect": None,
+            "variant_expect": {},
             "tolerance": never,
         }
     )

@@ -82,11 +82,15 @@ class Scenario(Section):
     memory_check: bool = Field(
         True, description="refuse a run whose memory estimate exceeds the free memory"
     )
-    expect: Verdict | dict[str, Verdict] = Field(
-        default_factory=dict,
+    expect: Verdict | dict[str, Verdict] | None = Field(
+        None,
         description="pass or fail: the verdict a correct tool reports for the whole scenario "
-        "(exit 0 or 1); or a verdict per variant (unlisted variants expect their usual one), "
-        "which is a pass when every variant gets its verdict",
+        "(exit 0 or 1; unset: pass). A mapping of variants here is read as variant_expect",
+    )
+    variant_expect: dict[str, Verdict] = Field(
+        default_factory=dict,
+        description="the verdict each variant should get; unlisted variants expect their usual "
+        "one, and the scenario passes (exit 0) when every variant gets its verdict",
     )
 
     @field_validator("expect", mode="before")
@@ -98,7 +102,7 @@ class Scenario(Section):
             bad = {k: v for k, v in value.items() if v not in verdicts}
             if bad:
                 raise ValueError(f"a variant's verdict is pass or fail, not {bad}")
-        elif value not in verdicts:
+        elif value is not None and value not in verdicts:
             raise ValueError(
                 f"expected pass, fail, or a mapping of variants to pass or fail, not {value!r}"
             )
@@ -141,6 +145,10 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
+        if isinstance(self.expect, dict):  # the older spelling of variant_expect
+            if self.variant_expect:
+                raise ValueError("expect: a mapping of variants belongs in variant_expect")
+            self.expect, self.variant_expect = None, self.expect
         backend = BACKENDS.get(self.backend)
         if backend.own_variant:
             self._own_variant(backend.own_variant)
@@ -155,10 +163,11 @@ class Scenario(Section):
         problem = _process_problem(self)
         if problem:
             raise ValueError(problem)
-        strays = sorted(set(self.per_variant) - set(self.variants))
+        strays = sorted(set(self.variant_expect) - set(self.variants))
         if strays:
             raise ValueError(
-                f"expect names {', '.join(strays)}, which is not among variants {self.variants}"
+                f"variant_expect names {', '.join(strays)}, which is not among variants "
+                f"{self.variants}"
             )
         problem = _task_problem(self)
         if problem:
@@ -190,23 +199,17 @@ class Scenario(Section):
                 f"variants: {', '.join(self.variants)} set aside: backend '{self.backend}' "
                 f"measures {key} ({path}) only"
             )
-        stray = sorted(set(self.per_variant) - {path})
+        stray = sorted(set(self.variant_expect) - {path})
         if stray:
-            self._notes.append(f"expect: {', '.join(stray)} set aside (not measured)")
-            self.expect = {k: v for k, v in self.per_variant.items() if k == path}
+            self._notes.append(f"variant_expect: {', '.join(stray)} set aside (not measured)")
+            self.variant_expect = {k: v for k, v in self.variant_expect.items() if k == path}
         self.variants = [path]
-
-    @property
-    def per_variant(self) -> dict[str, str]:
-        """The verdict expected of each variant the scenario names ({} for a
-        top-level pass or fail)."""
-        return self.expect if isinstance(self.expect, dict) else {}
 
     @property
     def outcome(self) -> str:
         """The verdict a correct tool reports for the whole scenario: pass
-        (exit 0) or fail (exit 1). A per-variant mapping is a pass when met."""
-        return self.expect if isinstance(self.expect, str) else "pass"
+        (exit 0: every variant got its expected verdict) or fail (exit 1)."""
+        return self.expect or "pass"
 
     @property
     def notes(self) -> list[str]:
@@ -217,8 +220,8 @@ class Scenario(Section):
         """The verdict this scenario expects of `variant` (your own loss: pass).
         With equal item counts in every micro-batch no normalisation rule can
         differ from another, so a built-in bug is then expected to pass."""
-        if variant in self.per_variant:
-            return self.per_variant[variant]
+        if variant in self.variant_expect:
+            return self.variant_expect[variant]
         if is_import_path(variant):
             return "pass"
         known = BACKENDS.get(self.backend).variants.get(variant)
