@@ -73,3 +73,20 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_lightning)
     with pytest.raises(GaverifyError, match=r"pip install 'gaverify\[lightning\]'"):
         run_scenario(lightning_scenario())
+
+
+def test_ctrl_c_keeps_the_finished_runs_and_leaves_sigint_as_it_was():
+    import signal
+
+    from gaverify.runner import ScenarioInterrupted
+    from tests.usercode.lightning_modules import CtrlCOnSeventhBatch
+
+    CtrlCOnSeventhBatch.calls = 0
+    before = signal.getsignal(signal.SIGINT)
+    scenario = lightning_scenario(variants=["tests.usercode.lightning_modules:CtrlCOnSeventhBatch"])
+    with pytest.raises(ScenarioInterrupted) as stop:
+        run_scenario(scenario)
+    # Lightning answers Ctrl-C with exit(1) and SIGINT ignored; gaverify undoes both
+    assert signal.getsignal(signal.SIGINT) is before
+    assert [(r.step, r.n) for r in stop.value.result.rows] == [(1, 2), (2, 2)]
+    assert stop.value.result.interrupted and stop.value.result.exit_code == 130

@@ -179,3 +179,29 @@ def test_the_shared_reference_is_the_installed_trainer_whatever_the_variant_orde
     result = run_scenario(_trainer(steps=1, variants=["installed", "pre-fix"]))
     assert forced == [2, 4]  # pre-fix's own runs; the N=1 reference runs as installed
     assert all(r.verdict == "pass" for r in _rows(result, "installed"))
+
+
+def test_ctrl_c_keeps_the_rows_of_every_finished_run(monkeypatch):
+    from gaverify.runner import ScenarioInterrupted, run_scenario
+
+    calls = []
+    real = trainer_backend._train
+
+    def stop_on_the_third_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the reference, N=2 installed, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_backend, "_train", stop_on_the_third_run)
+    scenario = small_scenario(
+        backend="trainer", steps=2, batch={"accumulation": [2, 4]}, variants=["installed"]
+    )
+    with pytest.raises(ScenarioInterrupted) as stop:
+        run_scenario(scenario)
+    result = stop.value.result
+    assert [(r.step, r.n, r.variant) for r in result.rows] == [
+        (1, 2, "installed"),
+        (2, 2, "installed"),
+    ]
+    assert result.interrupted and result.exit_code == 130

@@ -22,3 +22,15 @@ def not_a_module(model):
 class Refuses(pl.LightningModule):
     def __init__(self, model):
         raise ValueError("no model for me")
+
+
+class CtrlCOnSeventhBatch(OwnLoss):
+    """Ctrl-C in its 7th training_step: with 2 steps, the first batch of the N=4 run."""
+
+    calls = 0
+
+    def training_step(self, batch, batch_idx):
+        type(self).calls += 1
+        if type(self).calls == 7:
+            raise KeyboardInterrupt
+        return super().training_step(batch, batch_idx)

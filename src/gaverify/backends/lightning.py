@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import signal
 import tempfile
 import warnings
 from contextlib import contextmanager
 
-from gaverify.backends import Progress
+from gaverify.backends import Interrupted, Progress
 from gaverify.backends.lightning_variants import LightningVariant, resolve_lightning_variant
 from gaverify.backends.trainer import (
     CompareWithReference,
@@ -66,32 +67,39 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     ns = scenario.batch.accumulation
     progress.start(scenario.steps * len(setup.variants) * (1 + len(ns)))
     fitter = GradientFitter(setup)
-    measurements: list[Measurement] = []
+    measurements: list[Measurement] = []  # filled run by run, so Ctrl-C keeps finished runs
     notes: list[str] = []
-    with _quiet(pl):
-        for name, variant in setup.variants.items():
-            keep = KeepReference()
-            ref = _fit(pl, setup, variant, 1, keep, progress, f"reference ({name})")
-            for n in ns:
-                wants_fit = variant.module is None  # a module of yours is not called as the model
-                watch = CompareWithReference(keep, fitter if wants_fit else NoFit(), n, name)
-                got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
-                measurements += _measure(setup, n, name, ref, got, watch)
-                if not wants_fit:
-                    notes.append(f"{name}: failing gradients are not fitted (your own module)")
-    measurements.sort(key=lambda m: m.step)  # stable: grouped by step, as the other backends
-    return Trace(
-        measurements=measurements,
-        device=setup.device,
-        parameters=setup.parameters,
-        notes=[
-            f"backend: Lightning {pl.__version__} Trainer; reference: accumulate_grad_batches=1, "
-            f"batch {scenario.batch.size}; gradients taken in on_before_optimizer_step",
-            *setup.run_notes(),
-            *dict.fromkeys(notes),
-        ],
-        fits=fitter.records(),
-    )
+
+    def trace() -> Trace:
+        return Trace(
+            measurements=sorted(measurements, key=lambda m: m.step),  # stable: by step
+            device=setup.device,
+            parameters=setup.parameters,
+            notes=[
+                f"backend: Lightning {pl.__version__} Trainer; reference: "
+                f"accumulate_grad_batches=1, batch {scenario.batch.size}; gradients taken in "
+                "on_before_optimizer_step",
+                *setup.run_notes(),
+                *dict.fromkeys(notes),
+            ],
+            fits=fitter.records(),
+        )
+
+    try:
+        with _quiet(pl):
+            for name, variant in setup.variants.items():
+                keep = KeepReference()
+                ref = _fit(pl, setup, variant, 1, keep, progress, f"reference ({name})")
+                for n in ns:
+                    wants_fit = variant.module is None  # yours is not called as the model
+                    watch = CompareWithReference(keep, fitter if wants_fit else NoFit(), n, name)
+                    got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
+                    measurements.extend(_measure(setup, n, name, ref, got, watch))
+                    if not wants_fit:
+                        notes.append(f"{name}: failing gradients are not fitted (your own module)")
+    except KeyboardInterrupt:
+        raise Interrupted(trace()) from None
+    return trace()
 
 
 @contextmanager
@@ -185,8 +193,15 @@ def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: st
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0,
         )  # fmt: skip
+        handler = signal.getsignal(signal.SIGINT)
         try:
             trainer.fit(module, train_dataloaders=loader)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning turns Ctrl-C into exit(1) and ignores SIGINT from then on
+            signal.signal(signal.SIGINT, handler)
+            raise KeyboardInterrupt from None
         except GaverifyError:
             raise
         except Exception as exc:  # Lightning or the module refused: name it

@@ -29,7 +29,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from gaverify.backends import Progress
+from gaverify.backends import Interrupted, Progress
 from gaverify.backends import trainer_compat as compat
 from gaverify.backends.trainer_variants import (
     TRAINER_VARIANTS,
@@ -151,41 +151,46 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     variants, plan, references = plan_runs(setup)
     progress.start(scenario.steps * (len(references) + len(plan)))
     notes: list[str] = []
-    measurements: list[Measurement] = []
+    measurements: list[Measurement] = []  # filled run by run, so Ctrl-C keeps finished runs
+    refs: dict[str, tuple[_Run, KeepReference]] = {}
+    fitter = GradientFitter(setup)
+
+    def trace() -> Trace:
+        order = {key: i for i, key in enumerate(plan)}  # rows grouped by step, as reference's
+        rows = sorted(measurements, key=lambda m: (m.step, order[(m.n, m.variant)]))
+        ref_notes = [note for ref, _ in refs.values() for note in ref.notes]
+        return Trace(
+            measurements=rows,
+            device=setup.device,
+            parameters=setup.parameters,
+            notes=[
+                f"backend: transformers {compat.installed_version()} Trainer; reference: "
+                f"gradient_accumulation_steps=1, batch {scenario.batch.size}",
+                *setup.run_notes(),
+                *dict.fromkeys(notes + ref_notes),  # each note once, in order
+            ],
+            fits=fitter.records(),
+        )
+
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the Trainer's info chatter is not ours to print
     try:
-        refs = {}
         for key, variant in references.items():
             keep = KeepReference()
             refs[key] = (_train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
         counts = {n: item_counts(setup, n) for n in scenario.batch.accumulation}
-        fitter = GradientFitter(setup)
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
             watch = CompareWithReference(keep, fitter, n, name)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
-            measurements += _measure(setup, n, name, counts[n], ref, got, watch)
-            notes += got.notes
+            measurements.extend(_measure(setup, n, name, counts[n], ref, got, watch))
+            notes.extend(got.notes)
+    except KeyboardInterrupt:
+        raise Interrupted(trace()) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
-    for ref, _ in refs.values():
-        notes += ref.notes
-    order = {key: i for i, key in enumerate(plan)}  # rows grouped by step, as reference's
-    measurements.sort(key=lambda m: (m.step, order[(m.n, m.variant)]))
-    return Trace(
-        measurements=measurements,
-        device=setup.device,
-        parameters=setup.parameters,
-        notes=[
-            f"backend: transformers {compat.installed_version()} Trainer; reference: "
-            f"gradient_accumulation_steps=1, batch {scenario.batch.size}",
-            *setup.run_notes(),
-            *dict.fromkeys(notes),  # each note once, in order
-        ],
-        fits=fitter.records(),
-    )
+    return trace()
 
 
 def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, TrainerVariant]]:
