@@ -68,7 +68,7 @@ def test_an_error_on_one_rank_is_reported_naming_it():
         run_scenario(scenario)
 
 
-def _start(tmp_path: Path, timeout: int) -> subprocess.Popen:
+def _start(tmp_path: Path, timeout: int, **popen) -> subprocess.Popen:
     scenario = tmp_path / "long.yaml"
     scenario.write_text(
         "backend: ddp\ndevice: cpu\nsteps: 200\nbatch: {size: 8, accumulation: [1, 2]}\n"
@@ -80,7 +80,7 @@ def _start(tmp_path: Path, timeout: int) -> subprocess.Popen:
     env = dict(os.environ, TMPDIR=str(tmp_path))  # the job folder lands here
     cmd = [sys.executable, "-m", "gaverify", "run", str(scenario), "-q"]
     return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
 
 
@@ -131,6 +131,22 @@ def test_a_rank_killed_or_frozen_mid_run_ends_it_with_exit_2_and_no_process_left
     assert not glob.glob(str(tmp_path / "gaverify-ddp-*")) and not glob.glob(
         str(tmp_path / "torchelastic_*")
     )
+
+
+def _sigint_as_in_a_terminal() -> None:
+    # a parent shell running in the background leaves SIGINT ignored in its children
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_mid_run_exits_130_and_leaves_no_rank_behind(tmp_path):
+    proc = _start(tmp_path, timeout=30, preexec_fn=_sigint_as_in_a_terminal, start_new_session=True)
+    pids = _rank_pids_once_running(proc, tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted (Ctrl-C)" in out and "Traceback" not in out
+    assert all(_gone(pid) for pid in pids.values())
+    assert not glob.glob(str(tmp_path / "gaverify-ddp-*"))
 
 
 def _folder(tmp_path: Path, statuses: dict[int, dict], failures: dict | None = None) -> Path:
