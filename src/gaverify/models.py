@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -99,17 +100,19 @@ def build_model(
     guard: Callable[[Any], object] | None = None,
 ) -> Built:
     """The scenario's model for `task`, seeded, on `device` in `dtype`.
-    `guard` (memory.check) sees the model before training: a config model
-    as a shapes-only copy before any weight is allocated, since a mistyped
-    size can ask for more memory than the machine has."""
+    `guard` (memory.check) sees the model before training: a config or
+    pretrained model as a shapes-only copy before any weight is allocated or
+    read (a mistyped size, or a checkpoint too big for the machine, would
+    otherwise be killed mid-load); a factory's, whose code builds it, after."""
     import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # stderr belongs to gaverify's own bar
-    if guard is not None and spec.source == "config":
+    shapes = _SHAPES.get(spec.source)
+    if guard is not None and shapes is not None:
         with torch.device("meta"):
-            guard(_from_config(spec, task, source_dir).model.to(dtype=torch_dtype(dtype)))
+            guard(shapes(spec, task, source_dir).to(dtype=torch_dtype(dtype)))
     torch.manual_seed(seed)  # every newly initialised weight is seeded
     built = _SOURCES[spec.source](spec, task, source_dir)
     if not isinstance(built.model, torch.nn.Module):
@@ -119,7 +122,7 @@ def build_model(
         )
     built.model.to(device=device, dtype=torch_dtype(dtype))
     built.model.train(spec.dropout)
-    if guard is not None and spec.source != "config":
+    if guard is not None and shapes is None:
         guard(built.model)
     return built
 
@@ -170,23 +173,33 @@ def locate_pretrained(path: str, source_dir: Path | None) -> str:
     return path
 
 
-def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
-    import transformers
-    from transformers import AutoConfig, AutoTokenizer
+def _pretrained_config(spec: ModelSpec, task: Task, source_dir: Path | None):
+    """(location, config, loading options) of a pretrained model."""
+    from transformers import AutoConfig
 
     location = locate_pretrained(spec.path or "", source_dir)
     options = {"local_files_only": True, "trust_remote_code": spec.trust_remote_code}
-    try:
+    with _load_errors(spec):
         config = AutoConfig.from_pretrained(
             location, **options, **{**task.config_required, **spec.config}
         )
-        auto = getattr(transformers, task.auto_class)
-        # pickled (.bin) checkpoints load as plain tensors only: say so, whatever the default
-        known = inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters
-        safe = {"weights_only": True} if "weights_only" in known else {}
-        model, info = auto.from_pretrained(
-            location, config=config, output_loading_info=True, **options, **safe
-        )
+    return location, config, options
+
+
+def _pretrained_shapes(spec: ModelSpec, task: Task, source_dir: Path | None):
+    """The pretrained model's architecture from its config alone (no weights read)."""
+    import transformers
+
+    _, config, options = _pretrained_config(spec, task, source_dir)
+    auto = getattr(transformers, task.auto_class)
+    with _load_errors(spec):
+        return auto.from_config(config, trust_remote_code=options["trust_remote_code"])
+
+
+@contextmanager
+def _load_errors(spec: ModelSpec) -> Iterator[None]:
+    try:
+        yield
     except OSError as exc:
         raise GaverifyError(
             f"model.path: '{spec.path}' is not a model directory and not in the local "
@@ -195,6 +208,21 @@ def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
         ) from exc
     except ValueError as exc:
         raise GaverifyError(f"model.path: cannot load '{spec.path}': {root_cause(exc)}") from exc
+
+
+def _pretrained(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
+    import transformers
+    from transformers import AutoTokenizer
+
+    location, config, options = _pretrained_config(spec, task, source_dir)
+    with _load_errors(spec):
+        auto = getattr(transformers, task.auto_class)
+        # pickled (.bin) checkpoints load as plain tensors only: say so, whatever the default
+        known = inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters
+        safe = {"weights_only": True} if "weights_only" in known else {}
+        model, info = auto.from_pretrained(
+            location, config=config, output_loading_info=True, **options, **safe
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
     except (OSError, ValueError, TypeError):
@@ -222,6 +250,11 @@ def _factory(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
 
 
 _SOURCES = {"config": _from_config, "pretrained": _pretrained, "factory": _factory}
+# the architecture alone, for the memory guard before any weight exists
+_SHAPES = {
+    "config": lambda spec, task, source_dir: _from_config(spec, task, source_dir).model,
+    "pretrained": _pretrained_shapes,
+}
 
 
 @cache
