@@ -99,3 +99,12 @@ def test_a_pretrained_model_too_big_is_refused_before_its_weights_are_read(monke
     result = CliRunner().invoke(app, ["run", "pretrained-bert"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: memory: this run needs about")
+
+
+def test_ranks_share_the_machine_s_memory_but_each_has_a_gpu_of_its_own(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda device: 1 << 40)
+    scenario = small_scenario()
+    on_cpu = memory.check(scenario, LINEAR, device="cpu", processes=4)
+    on_cuda = memory.check(scenario, LINEAR, device="cuda", processes=4)
+    assert on_cpu.state == memory.estimate(scenario, LINEAR, 4).state
+    assert on_cuda.state == memory.estimate(scenario, LINEAR, 1).state

@@ -155,8 +155,10 @@ def _cgroup_room() -> int | None:
 
 def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Estimate:
     """Refuse (GaverifyError, exit 2) a run whose estimate exceeds the free
-    memory of `device`; return the estimate otherwise."""
-    guess = estimate(scenario, model, processes)
+    memory of `device`; return the estimate otherwise. W processes share the
+    machine's memory, but on CUDA each rank has a GPU of its own: there the
+    check is per device."""
+    guess = estimate(scenario, model, 1 if device.startswith("cuda") else processes)
     free = available(device)
     if scenario.memory_check and free is not None and guess.needed > free:
         raise GaverifyError(
