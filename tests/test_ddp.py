@@ -68,7 +68,7 @@ def test_an_error_on_one_rank_is_reported_naming_it():
         run_scenario(scenario)
 
 
-def _start(tmp_path: Path, timeout: int, **popen) -> subprocess.Popen:
+def _start(tmp_path: Path, timeout: int, extra: tuple = (), **popen) -> subprocess.Popen:
     scenario = tmp_path / "long.yaml"
     scenario.write_text(
         "backend: ddp\ndevice: cpu\nsteps: 200\nbatch: {size: 8, accumulation: [1, 2]}\n"
@@ -78,7 +78,7 @@ def _start(tmp_path: Path, timeout: int, **popen) -> subprocess.Popen:
         "data: {samples: 16, length: {min: 2, max: 24}}\n"
     )
     env = dict(os.environ, TMPDIR=str(tmp_path))  # the job folder lands here
-    cmd = [sys.executable, "-m", "gaverify", "run", str(scenario), "-q"]
+    cmd = [sys.executable, "-m", "gaverify", "run", str(scenario), "-q", *extra]
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
@@ -138,15 +138,24 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_mid_run_exits_130_and_leaves_no_rank_behind(tmp_path):
-    proc = _start(tmp_path, timeout=30, preexec_fn=_sigint_as_in_a_terminal, start_new_session=True)
-    pids = _rank_pids_once_running(proc, tmp_path)
+def test_ctrl_c_mid_run_keeps_every_finished_step_and_leaves_no_rank_behind(tmp_path):
+    out = tmp_path / "partial.json"
+    proc = _start(
+        tmp_path, 30, ["--json", str(out)], preexec_fn=_sigint_as_in_a_terminal,
+        start_new_session=True,
+    )  # fmt: skip
+    # 1 full batch + 2 N x 2 variants = 5 passes a step: 6 means step 1 is published
+    pids = _rank_pids_once_running(proc, tmp_path, passes=6)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
-    assert "interrupted (Ctrl-C)" in out and "Traceback" not in out
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "interrupted (Ctrl-C)" in output and "Traceback" not in output
     assert all(_gone(pid) for pid in pids.values())
     assert not glob.glob(str(tmp_path / "gaverify-ddp-*"))
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["rows"]
+    steps = {r["step"] for r in data["rows"]}
+    assert len(data["rows"]) == 4 * len(steps)  # whole steps only: N {1, 2} x 2 variants
 
 
 def _folder(tmp_path: Path, statuses: dict[int, dict], failures: dict | None = None) -> Path:

@@ -24,12 +24,13 @@ import copy
 from contextlib import nullcontext
 from typing import Any
 
-from gaverify.backends import Progress
+from gaverify.backends import Interrupted, Progress
 from gaverify.backends.ddp_variants import DdpVariant, resolve_ddp_variant
 from gaverify.backends.reference import REFERENCE, accumulate, measure
 from gaverify.compare import compare_gradients, gradients, max_abs_difference, trainable
-from gaverify.distributed.rank import mean_over_ranks
+from gaverify.distributed.rank import mean_over_ranks, partial_path
 from gaverify.optim import build_optimizer
+from gaverify.output import write_atomic
 from gaverify.prepare import Setup
 from gaverify.results import Measurement, Trace
 from gaverify.sketch import GradientFitter
@@ -38,14 +39,18 @@ from gaverify.variants import Window, weighted_loss
 
 def run(scenario, progress: Progress | None = None) -> Trace:
     """Launch the scenario's W ranks, wait for them, and return rank 0's Trace."""
-    from gaverify.distributed.launch import run_ranks
+    from gaverify.distributed.launch import RanksInterrupted, run_ranks
     from gaverify.models import resolve_device
 
     progress = progress or Progress()
     on_cuda = resolve_device(scenario.device) == "cuda"
     plan = len(scenario.batch.accumulation) * len(scenario.variants)
     progress.start(scenario.steps * (1 + plan))
-    text = run_ranks(scenario, "gaverify.backends.ddp:work", progress, on_cuda)
+    try:
+        text = run_ranks(scenario, "gaverify.backends.ddp:work", progress, on_cuda)
+    except RanksInterrupted as stop:  # rank 0 publishes after every step
+        partial = Trace.model_validate_json(stop.partial) if stop.partial else None
+        raise Interrupted(partial) from None
     return Trace.model_validate_json(text)
 
 
@@ -59,24 +64,30 @@ def work(scenario, ctx) -> str:
     plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     fitter = GradientFitter(setup)
+    measurements: list[Measurement] = []  # rank 0's rows, published after every step
+
+    def trace() -> Trace:
+        note = (
+            f"distributed: {ctx.world} processes ({dist.get_backend()}, torch "
+            f"{torch.__version__}), DistributedDataParallel with no_sync on the first N-1 "
+            f"micro-batches; N is per rank, so a window holds {ctx.world} x N micro-batches "
+            "(counts listed rank by rank); reference: the full batch in one process"
+        )
+        return Trace(
+            measurements=measurements,
+            device=f"{setup.device} x {ctx.world} ({dist.get_backend()})",
+            parameters=setup.parameters,
+            notes=[note, *setup.run_notes()],
+            fits=fitter.records(),
+        )
+
+    def publish() -> None:  # what Ctrl-C keeps: every finished step's rows
+        if ctx.rank == 0:
+            write_atomic(partial_path(ctx.folder), trace().model_dump_json())
+
     with torch.enable_grad():
-        measurements = loop(setup, plan, ctx, fitter)
-    if ctx.rank != 0:
-        return ""
-    backend = dist.get_backend()
-    note = (
-        f"distributed: {ctx.world} processes ({backend}, torch {torch.__version__}), "
-        f"DistributedDataParallel with no_sync on the first N-1 micro-batches; N is per rank, "
-        f"so a window holds {ctx.world} x N micro-batches (counts listed rank by rank); "
-        "reference: the full batch in one process"
-    )
-    return Trace(
-        measurements=measurements,
-        device=f"{setup.device} x {ctx.world} ({backend})",
-        parameters=setup.parameters,
-        notes=[note, *setup.run_notes()],
-        fits=fitter.records(),
-    ).model_dump_json()
+        loop(setup, plan, ctx, fitter, measurements, publish)
+    return trace().model_dump_json() if ctx.rank == 0 else ""
 
 
 def _wrap(model: Any, ctx) -> Any:
@@ -131,11 +142,10 @@ def _broadcast_gradient(model: Any, ctx) -> list[Any]:
     return out
 
 
-def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measurement]:
+def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publish) -> None:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     ddp = _wrap(model, ctx)
     optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    out = []
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
         ref_loss = 0.0
@@ -156,17 +166,16 @@ def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measureme
         for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
         optimizer.step()
-    return out
+        publish()
 
 
-def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measurement]:
+def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publish) -> None:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     runs = {}
     for key in plan:
         twin = copy.deepcopy(model)
         runs[key] = (_wrap(twin, ctx), twin, build_optimizer(scenario.optimizer, trainable(twin)))
     optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    out = []
     for step, samples in enumerate(setup.steps, start=1):
         ref_loss, ref_grads, ref_params = 0.0, [], []
         if ctx.rank == 0:  # the reference trains in rank 0 alone
@@ -189,4 +198,4 @@ def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter) -> list[Measure
                 diff = max_abs_difference(ref_params, list(twin.parameters()))
                 out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
             ctx.advance(f"step {step} N={n} {name}")
-    return out
+        publish()

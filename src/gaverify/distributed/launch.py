@@ -13,7 +13,8 @@ the run with a one-line GaverifyError naming the rank when
   (the others wait for it in a collective).
 
 Whatever happens, Ctrl-C included, every process of the run is killed and
-the job folder removed before it returns.
+the job folder removed before it returns; on Ctrl-C, RanksInterrupted
+carries what rank 0 had published so far (if its worker publishes).
 """
 
 from __future__ import annotations
@@ -31,11 +32,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gaverify.distributed.rank import partial_path
 from gaverify.errors import GaverifyError
 from gaverify.output import write_atomic
 
 POLL_S = 0.1
 FROZEN_S = 3.0  # a rank beats every 0.5 s: silent this long, its process is stopped or gone
+
+
+class RanksInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a distributed run; `partial` is rank 0's last published
+    JSON (None when it published nothing)."""
+
+    def __init__(self, partial: str | None):
+        super().__init__()
+        self.partial = partial
 
 
 def run_ranks(
@@ -89,6 +100,9 @@ def run_ranks(
         if not (finished and (folder / "result.json").exists()):
             raise GaverifyError(_failure(folder, spec.processes, code))
         return (folder / "result.json").read_text()
+    except KeyboardInterrupt:
+        partial = partial_path(folder)
+        raise RanksInterrupted(partial.read_text() if partial.exists() else None) from None
     finally:
         _stop(agent, folder, spec.processes)
         shutil.rmtree(folder, ignore_errors=True)

@@ -27,6 +27,11 @@ from typing import Any
 HEARTBEAT_S = 0.5
 
 
+def partial_path(folder: Path) -> Path:
+    """Where rank 0 keeps what it measured so far (JSON), for Ctrl-C to keep."""
+    return folder / "partial.json"
+
+
 def status_path(folder: Path, rank: int) -> Path:
     """Where rank `rank` keeps its status."""
     return folder / f"rank{rank}.json"
