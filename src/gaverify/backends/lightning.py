@@ -140,7 +140,7 @@ def _module(pl, setup: Setup, variant: LightningVariant):
                 setup.scenario.optimizer, trainable(module)
             )
         return module, module
-    task, spec = setup.task, setup.scenario.optimizer
+    spec = setup.scenario.optimizer
 
     class Wrapped(pl.LightningModule):
         """What a Lightning user writes: the model's own loss from training_step."""
@@ -150,7 +150,7 @@ def _module(pl, setup: Setup, variant: LightningVariant):
             self.model = model
 
         def training_step(self, batch, batch_idx):
-            return self.model(**model_batch(task, batch)).loss
+            return self.model(**batch).loss
 
         def configure_optimizers(self):
             return build_optimizer(spec, trainable(self.model))
@@ -182,8 +182,10 @@ def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: st
                 progress.advance(f"{label} step {len(losses)}")
 
     samples = [sample for step in setup.steps for sample in step]
-    loader = DataLoader(samples, batch_size=scenario.batch.size // n, shuffle=False,
-                        collate_fn=setup.collate)  # fmt: skip
+    loader = DataLoader(  # model-ready batches, as a Lightning data module would give
+        samples, batch_size=scenario.batch.size // n, shuffle=False,
+        collate_fn=lambda chunk: model_batch(setup.task, setup.collate(chunk)),
+    )  # fmt: skip
     torch.manual_seed(scenario.seed)
     with tempfile.TemporaryDirectory(prefix="gaverify-lightning-") as tmp:
         trainer = pl.Trainer(
