@@ -33,7 +33,7 @@ def test_a_loss_dividing_by_num_items_equals_the_full_batch_and_the_note_says_ho
 
 
 def test_a_loss_ignoring_num_items_fails():
-    result = run_scenario(loss_type_scenario(MEAN, expect={"loss-type": "fail"}))
+    result = run_scenario(loss_type_scenario(MEAN, variant_expect={"loss-type": "fail"}))
     assert result.exit_code == 0  # failing, as this scenario expects
     assert next(v for v in result.variants if v.variant == "loss-type").verdict == "fail"
 

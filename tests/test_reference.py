@@ -136,7 +136,7 @@ def test_question_answering_fixed_is_exact_while_naive_and_the_trainer_route_fai
         dtype="float64", model={"task": "question-answering"},
         data={"samples": 32, "length": {"min": 6}, "pad_to_max": True},
         batch={"size": 16, "accumulation": [2, 4]},
-        variants=["naive", "fixed", "model"], expect={"model": "fail"},
+        variants=["naive", "fixed", "model"], variant_expect={"model": "fail"},
     )  # fmt: skip
     result = run(scenario)
     by_variant = {}

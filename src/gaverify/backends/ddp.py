@@ -21,6 +21,8 @@ over all W x N micro-batches, and returns the Trace.
 from __future__ import annotations
 
 import copy
+import math
+import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -36,6 +38,8 @@ from gaverify.results import Measurement, Trace
 from gaverify.sketch import GradientFitter
 from gaverify.variants import Window, weighted_loss
 
+PUBLISH_S = 1.0  # rank 0 hands its rows so far to the parent at most this often
+
 
 def run(scenario, progress: Progress | None = None) -> Trace:
     """Launch the scenario's W ranks, wait for them, and return rank 0's Trace."""
@@ -48,7 +52,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     progress.start(scenario.steps * (1 + plan))
     try:
         text = run_ranks(scenario, "gaverify.backends.ddp:work", progress, on_cuda)
-    except RanksInterrupted as stop:  # rank 0 publishes after every step
+    except RanksInterrupted as stop:  # rank 0 reports its rows after a step, at most once a second
         partial = Trace.model_validate_json(stop.partial) if stop.partial else None
         raise Interrupted(partial) from None
     return Trace.model_validate_json(text)
@@ -81,9 +85,14 @@ def work(scenario, ctx) -> str:
             fits=fitter.records(),
         )
 
-    def publish() -> None:  # what Ctrl-C keeps: every finished step's rows
-        if ctx.rank == 0:
+    published = [-math.inf]
+
+    def publish() -> None:
+        """What Ctrl-C keeps: the rows of the steps finished so far. Each write
+        holds every row, so at most one a second keeps long runs linear."""
+        if ctx.rank == 0 and time.monotonic() - published[0] >= PUBLISH_S:
             write_atomic(partial_path(ctx.folder), trace().model_dump_json())
+            published[0] = time.monotonic()
 
     with torch.enable_grad():
         loop(setup, plan, ctx, fitter, measurements, publish)

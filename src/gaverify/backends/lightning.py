@@ -30,10 +30,12 @@ from gaverify.backends.trainer import (
     CompareWithReference,
     KeepReference,
     NoFit,
+    TrainedRun,
     item_counts,
+    measure_runs,
 )
 from gaverify.collate import model_batch
-from gaverify.compare import top_layers, trainable
+from gaverify.compare import trainable
 from gaverify.errors import GaverifyError
 from gaverify.models import keep_eval_mode
 from gaverify.optim import build_optimizer
@@ -85,6 +87,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             fits=fitter.records(),
         )
 
+    counts = {n: item_counts(setup, n) for n in ns}  # each micro-batch's items, per step
     try:
         with _quiet(pl):
             for name, variant in setup.variants.items():
@@ -94,7 +97,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
                     wants_fit = variant.module is None  # yours is not called as the model
                     watch = CompareWithReference(keep, fitter if wants_fit else NoFit(), n, name)
                     got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
-                    measurements.extend(_measure(setup, n, name, ref, got, watch))
+                    measurements.extend(measure_runs(setup, n, name, counts[n], ref, got, watch))
                     if not wants_fit:
                         notes.append(f"{name}: failing gradients are not fitted (your own module)")
     except KeyboardInterrupt:
@@ -158,9 +161,9 @@ def _module(pl, setup: Setup, variant: LightningVariant):
     return Wrapped(), model
 
 
-def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: str) -> list[float]:
+def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: str) -> TrainedRun:
     """Train with accumulate_grad_batches=n; `watch` sees each step's gradient
-    and parameters. Returns the loss of every step's window."""
+    and parameters. Returns every step's window loss (Lightning logs no grad norm)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -214,22 +217,4 @@ def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: st
         raise GaverifyError(
             f"lightning: the Trainer took {len(losses)} steps, not {scenario.steps} ({label})"
         )
-    return losses
-
-
-def _measure(setup: Setup, n: int, name: str, ref: list[float], got: list[float], watch):
-    k = setup.scenario.layers
-    out = []
-    for step, counts in enumerate(item_counts(setup, n)):
-        comparison = watch.comparisons[step]
-        out.append(
-            Measurement(
-                step=step + 1, n=n, variant=name, items_full=sum(counts), items_micro=counts,
-                loss_full=ref[step], loss_ga=got[step],
-                grad_norm_full=comparison.norm_ref, grad_norm_ga=comparison.norm_got,
-                grad_rel_l2=comparison.rel_l2, grad_cosine=comparison.cosine,
-                param_max_abs=watch.param_diffs[step],
-                layers=top_layers(setup.parameter_names, comparison, k) if k else None,
-            )
-        )  # fmt: skip
-    return out
+    return TrainedRun(losses, [None] * len(losses))

@@ -56,7 +56,6 @@ class Call:
 
     loss: float  # what it returned
     grads: list[Any] | None  # the gradient at its first optimizer.step() (reference calls)
-    steps: int  # how many times it called optimizer.step()
     comparison: GradComparison | None  # against the reference, taken at the step
 
 
@@ -140,7 +139,7 @@ class StepFunction:
         if seen["steps"] != 1:
             self.extra_steps[where] = seen["steps"]
         loss = _as_number(value, self.path, where)
-        return Call(loss, seen.get("grads"), seen["steps"], seen.get("comparison"))
+        return Call(loss, seen.get("grads"), seen.get("comparison"))
 
     def notes(self) -> list[str]:
         """What the report should say about the calls."""

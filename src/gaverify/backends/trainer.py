@@ -89,7 +89,7 @@ class _Logs(TrainerCallback):
 
 
 @dataclass
-class _Run:
+class TrainedRun:
     """One Trainer run's per-step records."""
 
     losses: list[float] = field(default_factory=list)
@@ -152,7 +152,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     progress.start(scenario.steps * (len(references) + len(plan)))
     notes: list[str] = []
     measurements: list[Measurement] = []  # filled run by run, so Ctrl-C keeps finished runs
-    refs: dict[str, tuple[_Run, KeepReference]] = {}
+    refs: dict[str, tuple[TrainedRun, KeepReference]] = {}
     fitter = GradientFitter(setup)
 
     def trace() -> Trace:
@@ -184,7 +184,7 @@ def run(scenario, progress: Progress | None = None) -> Trace:
             ref, keep = refs[variant.reference]
             watch = CompareWithReference(keep, fitter, n, name)
             got = _train(setup, variant, n, watch, progress, f"N={n} {name}")
-            measurements.extend(_measure(setup, n, name, counts[n], ref, got, watch))
+            measurements.extend(measure_runs(setup, n, name, counts[n], ref, got, watch))
             notes.extend(got.notes)
     except KeyboardInterrupt:
         raise Interrupted(trace()) from None
@@ -218,7 +218,7 @@ def _train(
     label: str,
     world: int = 1,
     combine: Callable[[list[float]], list[float]] = list,
-) -> _Run:
+) -> TrainedRun:
     """Train a fresh copy of the model with the Trainer at accumulation `n`
     (on `world` processes when run by a rank); `watch` sees the gradient
     before and the parameters after every step. `combine` turns this
@@ -232,7 +232,7 @@ def _train(
     optimizer.register_step_pre_hook(lambda *_: watch.gradient(model))
     optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
     logs = _Logs(progress, label)
-    out = _Run()
+    out = TrainedRun()
     with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
         cpu = setup.device == "cpu"
         args = compat.training_arguments(scenario, n, tmp, cpu, world, variant.args)
@@ -286,15 +286,17 @@ def item_counts(setup: Setup, n: int) -> list[list[int]]:
     ]
 
 
-def _measure(
+def measure_runs(
     setup: Setup,
     n: int,
     name: str,
     step_counts: list[list[int]],
-    ref: _Run,
-    got: _Run,
+    ref: TrainedRun,
+    got: TrainedRun,
     watch: CompareWithReference,
 ) -> list[Measurement]:
+    """Each step of an accumulated run against its reference run (the
+    trainer and lightning backends; a logged grad_norm wins when there is one)."""
     k, names = setup.scenario.layers, setup.parameter_names
     out = []
     for step, counts in enumerate(step_counts):

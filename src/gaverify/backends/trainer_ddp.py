@@ -117,8 +117,8 @@ def work(scenario, ctx) -> str:
         )
         if ctx.rank == 0:
             counts = single.item_counts(setup, ctx.world * n)
-            ref_run = single._Run(ref["losses"], ref["grad_norms"])
-            measurements += single._measure(setup, n, name, counts, ref_run, got, watch)
+            ref_run = single.TrainedRun(ref["losses"], ref["grad_norms"])
+            measurements += single.measure_runs(setup, n, name, counts, ref_run, got, watch)
             notes += got.notes
     if ctx.rank != 0:
         return ""
