@@ -65,8 +65,8 @@ def cli_table(repeat: int) -> Table:
 def noise_table() -> Table:
     """Worst divergence of each variant on the quickstart data, by dtype and
     mode: a correct (fixed) loop shows pure rounding noise."""
-    from gaverify.loading import load_scenario
     from gaverify.runner import run_scenario
+    from gaverify.spec.loading import load_scenario
 
     table = Table(title="noise floor on quickstart (worst over all rows)", title_justify="left")
     for col in ["dtype", "mode", "variant", "loss rel", "grad rel-L2", "1-cos", "max |Δp|"]:
@@ -94,9 +94,9 @@ def noise_table() -> Table:
 def diagnosis_table() -> Table:
     """What the diagnosis costs: time spent fitting diverging gradients
     (micro-batch backward passes and sketches) within whole runs."""
-    from gaverify import sketch
-    from gaverify.loading import load_scenario
+    from gaverify.measure import fit as sketch
     from gaverify.runner import run_scenario
+    from gaverify.spec.loading import load_scenario
 
     spent = [0.0]
     fit = sketch.GradientFitter.fit

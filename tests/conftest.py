@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gaverify.scenario import Scenario
+from gaverify.spec.schema import Scenario
 
 # Smaller than the default model so the maths tests run in well under a second.
 SMALL_MODEL = {

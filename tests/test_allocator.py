@@ -5,9 +5,10 @@ import sys
 
 import pytest
 
-from gaverify import allocator, envinfo
+from gaverify import allocator
+from gaverify.report import environment as envinfo
 
-APPLY = "from gaverify import allocator, envinfo; print(allocator.keep_freed_memory())"
+APPLY = "from gaverify import allocator; print(allocator.keep_freed_memory())"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

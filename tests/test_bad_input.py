@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gaverify import memory
+from gaverify.backends import memory
 from gaverify.cli import app
 
 DOCS = Path(__file__).parent.parent / "docs" / "bad-input.md"

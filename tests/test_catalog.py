@@ -1,7 +1,7 @@
 from typing import get_args
 
 from gaverify.catalog import MODES, catalog
-from gaverify.scenario import Mode
+from gaverify.spec.schema import Mode
 
 
 def test_listed_modes_are_exactly_the_schema_modes():

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gaverify.cli import app
-from gaverify.results import RunResult
+from gaverify.measure.results import RunResult
 
 runner = CliRunner()
 SMALL = ["--set", "steps=1", "--set", "batch.accumulation=[2,8]"]

@@ -1,8 +1,8 @@
 import torch
 
-from gaverify.collate import collate
-from gaverify.losses import IGNORE_INDEX as X
-from gaverify.tasks import TASKS
+from gaverify.data.collate import collate
+from gaverify.tasks.heads import TASKS
+from gaverify.tasks.losses import IGNORE_INDEX as X
 
 causal, seq2seq = TASKS.get("causal-lm"), TASKS.get("seq2seq")
 classify = TASKS.get("sequence-classification")

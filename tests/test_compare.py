@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gaverify.compare import compare_gradients, max_abs_difference
+from gaverify.measure.compare import compare_gradients, max_abs_difference
 
 
 def t(*values):
@@ -52,7 +52,7 @@ def test_max_abs_difference():
 def test_top_layers_rank_parameters_by_relative_gradient_error():
     import torch
 
-    from gaverify.compare import compare_gradients, top_layers
+    from gaverify.measure.compare import compare_gradients, top_layers
 
     ref = [torch.tensor([1.0, 0.0]), torch.tensor([10.0]), torch.tensor([0.0]), None]
     got = [torch.tensor([1.0, 0.5]), torch.tensor([11.0]), torch.tensor([0.0]), None]

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from gaverify.data import batch_indices, load_samples
+from gaverify.data.sources import batch_indices, load_samples
+from gaverify.data.text import ByteEncoder
 from gaverify.errors import GaverifyError
-from gaverify.losses import IGNORE_INDEX
-from gaverify.scenario import Scenario
-from gaverify.tasks import TASKS, TokenSpace
-from gaverify.textdata import ByteEncoder
+from gaverify.spec.schema import Scenario
+from gaverify.tasks.heads import TASKS, TokenSpace
+from gaverify.tasks.losses import IGNORE_INDEX
 
 BYTES = TokenSpace(vocab_size=256, num_labels=2)
 

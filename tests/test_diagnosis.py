@@ -10,11 +10,11 @@ import math
 
 import pytest
 
-from gaverify.diagnosis import PRECISION, diagnose, name_weights
-from gaverify.results import GradientFit, Measurement
+from gaverify.accumulation.variants import VARIANTS, Variant
+from gaverify.measure.diagnosis import PRECISION, diagnose, name_weights
+from gaverify.measure.results import GradientFit, Measurement
+from gaverify.measure.verdict import judge_row
 from gaverify.runner import run_scenario
-from gaverify.variants import VARIANTS, Variant
-from gaverify.verdict import judge_row
 from tests.conftest import small_scenario
 
 B = 8

@@ -2,7 +2,7 @@
 
 from junitparser import Failure, JUnitXml
 
-from gaverify.junit import junit_xml
+from gaverify.report.junit import junit_xml
 from gaverify.runner import run_scenario
 from tests.conftest import small_scenario
 

@@ -3,11 +3,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gaverify.bundled import bundled, resolve
 from gaverify.errors import ScenarioError
-from gaverify.loading import BUILTIN, apply_overrides, load_scenario, parse_override
-from gaverify.scenario import Scenario
-from gaverify.starter import STARTER
+from gaverify.spec.bundled import bundled, resolve
+from gaverify.spec.loading import BUILTIN, apply_overrides, load_scenario, parse_override
+from gaverify.spec.schema import Scenario
+from gaverify.spec.starter import STARTER
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -4,12 +4,12 @@ import sys
 
 import pytest
 
+from gaverify.accumulation.loss_mapping import ROUTES, route
 from gaverify.errors import GaverifyError
-from gaverify.loss_mapping import ROUTES, route
-from gaverify.models import build_model
+from gaverify.model.build import build_model
 from gaverify.runner import run_scenario
-from gaverify.scenario import ModelSpec
-from gaverify.tasks import TASKS
+from gaverify.spec.schema import ModelSpec
+from gaverify.tasks.heads import TASKS
 from tests.conftest import SMALL_MODEL, small_scenario
 
 SUM = "scenarios.custom_losses:causal_lm_sum"

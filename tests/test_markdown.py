@@ -5,9 +5,9 @@ import re
 import yaml
 from markdown_it import MarkdownIt
 
-from gaverify.markdown import markdown_report
+from gaverify.report.markdown import markdown_report
 from gaverify.runner import run_scenario
-from gaverify.scenario import Scenario
+from gaverify.spec.schema import Scenario
 from tests.conftest import small_scenario
 
 

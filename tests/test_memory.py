@@ -4,13 +4,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gaverify import memory
-from gaverify.backends import BACKENDS
+from gaverify.backends import memory
 from gaverify.cli import app
 from gaverify.errors import GaverifyError
-from gaverify.optim import OPTIMIZERS, STATE_SLOTS
+from gaverify.model.optim import OPTIMIZERS, STATE_SLOTS
+from gaverify.spec.backends import BACKENDS
 from tests.conftest import small_scenario
 
+LOOP = "gaverify.loops:token_weighted"
 LINEAR = torch.nn.Linear(10, 10)  # 110 float32 parameters, no config: no activations counted
 SIZE = 110 * 4
 
@@ -35,8 +36,8 @@ def test_processes_multiply_the_state():
 
 
 def test_activations_grow_with_batch_tokens_and_count_the_logits():
-    from gaverify.models import build_model
-    from gaverify.tasks import TASKS
+    from gaverify.model.build import build_model
+    from gaverify.tasks.heads import TASKS
 
     scenario = small_scenario()
     model = build_model(scenario.model, TASKS.get("causal-lm"), "float32", "cpu", 0, None).model
@@ -48,7 +49,10 @@ def test_activations_grow_with_batch_tokens_and_count_the_logits():
 
 
 def test_every_backend_and_optimizer_has_an_estimate():
-    assert set(memory.COPIES.names()) == set(BACKENDS.names())
+    for name, backend in BACKENDS.items():
+        extra = {"loop": {"step": LOOP}} if name == "loop" else {}
+        scenario = small_scenario(backend=name, batch={"accumulation": [2, 4]}, **extra)
+        assert backend.copies(scenario, 2) >= 3, name  # gradient + 2 optimizer slots at least
     assert set(STATE_SLOTS) == set(OPTIMIZERS.names())
 
 

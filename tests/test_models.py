@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from gaverify.errors import GaverifyError, UnknownNameError
-from gaverify.models import build_model, locate_pretrained, resolve_device
-from gaverify.scenario import ModelSpec
-from gaverify.tasks import TASKS
+from gaverify.model.build import build_model, locate_pretrained, resolve_device
+from gaverify.spec.schema import ModelSpec
+from gaverify.tasks.heads import TASKS
 from tests.conftest import SMALL_MODEL
 
 causal = TASKS.get("causal-lm")

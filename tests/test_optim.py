@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from gaverify.errors import GaverifyError
-from gaverify.optim import build_optimizer
-from gaverify.sections import OptimizerSpec
+from gaverify.model.optim import build_optimizer
+from gaverify.spec.sections import OptimizerSpec
 
 
 def _built(**spec):

@@ -6,7 +6,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from gaverify.errors import GaverifyError
-from gaverify.plot import plot_png
+from gaverify.report.plot import plot_png
 from gaverify.runner import run_scenario
 from tests.conftest import small_scenario
 

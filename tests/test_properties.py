@@ -4,12 +4,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gaverify.accumulation.variants import VARIANTS
 from gaverify.backends.reference import accumulate
-from gaverify.collate import collate
-from gaverify.models import build_model
-from gaverify.scenario import ModelSpec
-from gaverify.tasks import TASKS
-from gaverify.variants import VARIANTS
+from gaverify.data.collate import collate
+from gaverify.model.build import build_model
+from gaverify.spec.schema import ModelSpec
+from gaverify.tasks.heads import TASKS
 from tests.conftest import SMALL_MODEL
 
 causal = TASKS.get("causal-lm")

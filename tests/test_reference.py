@@ -5,12 +5,13 @@ import random
 import pytest
 import torch
 
+from gaverify.accumulation.variants import VARIANTS
 from gaverify.backends.reference import accumulate, run
-from gaverify.collate import collate
-from gaverify.models import build_model
-from gaverify.scenario import ModelSpec
-from gaverify.tasks import TASKS
-from gaverify.variants import VARIANTS
+from gaverify.data.collate import collate
+from gaverify.model.build import build_model
+from gaverify.progress import Progress
+from gaverify.spec.schema import ModelSpec
+from gaverify.tasks.heads import TASKS
 from tests.conftest import SMALL_MODEL, small_scenario
 
 causal = TASKS.get("causal-lm")
@@ -75,7 +76,7 @@ def test_naive_equals_full_when_counts_are_equal():
 
 def test_lockstep_run_measures_every_step_n_and_variant():
     scenario = small_scenario(dtype="float64")
-    trace = run(scenario)
+    trace = run(scenario, Progress())
     keys = [(m.step, m.n, m.variant) for m in trace.measurements]
     assert keys == [(s, n, v) for s in (1, 2) for n in (2, 4, 8) for v in ("naive", "fixed")]
     for m in trace.measurements:
@@ -90,7 +91,7 @@ def test_lockstep_run_measures_every_step_n_and_variant():
 
 
 def test_lockstep_reference_trains_between_steps():
-    trace = run(small_scenario(dtype="float64", steps=3, data={"samples": 8}))
+    trace = run(small_scenario(dtype="float64", steps=3, data={"samples": 8}), Progress())
     # one batch of 8 samples reused every step: the loss moves only if the model trains
     losses = [m.loss_full for m in trace.measurements if m.n == 2 and m.variant == "fixed"]
     assert losses[0] > losses[1] > losses[2]
@@ -101,7 +102,7 @@ def test_trajectory_tracks_parameters(optimizer):
     scenario = small_scenario(
         dtype="float64", mode="trajectory", optimizer={"name": optimizer, "lr": 0.01}
     )
-    trace = run(scenario)
+    trace = run(scenario, Progress())
     fixed = [m for m in trace.measurements if m.variant == "fixed"]
     naive = [m for m in trace.measurements if m.variant == "naive"]
     assert all(m.param_max_abs < 1e-12 for m in fixed)
@@ -111,13 +112,13 @@ def test_trajectory_tracks_parameters(optimizer):
 
 
 def test_runs_repeat_exactly():
-    a = run(small_scenario(steps=1)).measurements
-    b = run(small_scenario(steps=1)).measurements
+    a = run(small_scenario(steps=1), Progress()).measurements
+    b = run(small_scenario(steps=1), Progress()).measurements
     assert a == b
 
 
 def test_progress_is_reported_for_every_pass():
-    from gaverify.backends import Progress
+    from gaverify.progress import Progress
 
     class Count(Progress):
         def start(self, total):
@@ -138,7 +139,7 @@ def test_question_answering_fixed_is_exact_while_naive_and_the_trainer_route_fai
         batch={"size": 16, "accumulation": [2, 4]},
         variants=["naive", "fixed", "model"], variant_expect={"model": "fail"},
     )  # fmt: skip
-    result = run(scenario)
+    result = run(scenario, Progress())
     by_variant = {}
     for m in result.measurements:
         by_variant.setdefault(m.variant, []).append(m.grad_rel_l2)

@@ -1,9 +1,9 @@
 from rich.console import Console
 
-from gaverify import render
-from gaverify.results import Measurement, RunResult
-from gaverify.scenario import Scenario
-from gaverify.verdict import exit_code, judge_row, summarise
+from gaverify.measure.results import Measurement, RunResult
+from gaverify.measure.verdict import exit_code, judge_row, summarise
+from gaverify.report import terminal as render
+from gaverify.spec.schema import Scenario
 
 
 def _result(mode="lockstep", variants=("naive", "fixed")) -> RunResult:

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from gaverify.scenario import DEFAULT_TOLERANCES, Scenario
+from gaverify.spec.schema import DEFAULT_TOLERANCES, Scenario
 
 
 def test_every_field_has_a_default():

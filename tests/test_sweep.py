@@ -8,12 +8,13 @@ import random
 import pytest
 import torch
 
+from gaverify.accumulation.variants import VARIANTS
 from gaverify.backends.reference import accumulate, run
+from gaverify.backends.setup import Setup
 from gaverify.backends.sweep import MAX_SHARED, groups, sweep
-from gaverify.compare import compare_gradients, gradients, snapshot
-from gaverify.prepare import Setup
-from gaverify.sketch import Sketch, micro_batch_sketches
-from gaverify.variants import VARIANTS
+from gaverify.measure.compare import compare_gradients, gradients, snapshot
+from gaverify.measure.fit import Sketch, micro_batch_sketches
+from gaverify.progress import Progress
 from tests.conftest import small_scenario
 from tests.test_reference import _batches, _model, causal
 
@@ -40,8 +41,8 @@ def _seqs(seed, lengths=(2, 30)):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("order", [("naive", "fixed"), ("fixed", "naive")])
 def test_each_variant_gets_what_its_own_loop_gets(dtype, order):
-    from gaverify.models import build_model
-    from gaverify.scenario import ModelSpec
+    from gaverify.model.build import build_model
+    from gaverify.spec.schema import ModelSpec
     from tests.conftest import SMALL_MODEL
 
     model = build_model(ModelSpec(config=SMALL_MODEL), causal, dtype, "cpu", 0, None).model
@@ -120,7 +121,7 @@ def _forwards(scenario) -> int:
 
     Setup.__init__ = counting
     try:
-        trace = run(scenario)
+        trace = run(scenario, Progress())
     finally:
         Setup.__init__ = build
     return calls[0], trace
@@ -142,7 +143,7 @@ def test_a_variant_with_its_own_loss_code_still_runs_its_own_passes():
 
 
 def test_sweeps_sketch_only_for_unfitted_variants_expected_to_diverge():
-    from gaverify.sketch import GradientFitter
+    from gaverify.measure.fit import GradientFitter
 
     fitter = GradientFitter(Setup(small_scenario(steps=1)))
     assert fitter.pending(2, [naive, fixed]) and not fitter.pending(2, [fixed])

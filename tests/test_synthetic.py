@@ -1,8 +1,8 @@
 import pytest
 
-from gaverify.scenario import DataSpec
-from gaverify.synthetic import synthetic_samples
-from gaverify.tasks import TASKS, TokenSpace
+from gaverify.data.synthetic import synthetic_samples
+from gaverify.spec.schema import DataSpec
+from gaverify.tasks.heads import TASKS, TokenSpace
 
 causal = TASKS.get("causal-lm")
 SPACE = TokenSpace(vocab_size=11, special_ids=frozenset({0}))

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers.loss import loss_utils
 
-from gaverify.losses import IGNORE_INDEX
-from gaverify.tasks import TASKS, TokenSpace
+from gaverify.tasks.heads import TASKS, TokenSpace
+from gaverify.tasks.losses import IGNORE_INDEX
 
 causal = TASKS.get("causal-lm")
 
@@ -95,7 +95,7 @@ def test_masking_labels_only_masked_positions_and_never_special_tokens():
 
 
 def test_word_tags_go_to_the_first_piece_of_each_word():
-    from gaverify.textdata import ByteEncoder
+    from gaverify.data.text import ByteEncoder
 
     row = {"tokens": ["ab", "c"], "tags": [3, 4]}
     sample = TASKS.get("token-classification").from_row(row, ByteEncoder(64), None, None)
@@ -104,7 +104,7 @@ def test_word_tags_go_to_the_first_piece_of_each_word():
 
 
 def test_word_and_tag_counts_must_agree():
-    from gaverify.textdata import ByteEncoder
+    from gaverify.data.text import ByteEncoder
 
     with pytest.raises(ValueError, match="2 tokens but 1 tags"):
         TASKS.get("token-classification").from_row(
@@ -116,7 +116,7 @@ qa = TASKS.get("question-answering")
 
 
 def _qa_batch():
-    from gaverify.losses import QA_OUTSIDE
+    from gaverify.tasks.losses import QA_OUTSIDE
 
     torch.manual_seed(2)
     logits = torch.randn(4, 9, 2)
@@ -145,7 +145,7 @@ def test_question_answering_model_inputs_are_start_and_end_positions():
 
 
 def test_question_answering_samples_put_a_quarter_of_answers_outside_the_input():
-    from gaverify.losses import QA_OUTSIDE
+    from gaverify.tasks.losses import QA_OUTSIDE
 
     rng = random.Random(0)
     samples = [qa.synthesize(list(range(10)), rng, TokenSpace(50)) for _ in range(400)]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import Trainer
 
-from gaverify.backends import Progress
-from gaverify.backends import trainer as trainer_backend
-from gaverify.backends import trainer_compat as compat
+from gaverify.backends.trainer import compat as compat
+from gaverify.backends.trainer import single as trainer_backend
 from gaverify.errors import GaverifyError
+from gaverify.progress import Progress
 from gaverify.runner import run_scenario
 from tests.conftest import small_scenario
 
@@ -185,7 +185,7 @@ def test_ctrl_c_keeps_the_rows_of_every_finished_run(monkeypatch):
     from gaverify.runner import ScenarioInterrupted, run_scenario
 
     calls = []
-    real = trainer_backend._train
+    real = trainer_backend.train
 
     def stop_on_the_third_run(*args, **kwargs):
         calls.append(1)
@@ -193,7 +193,7 @@ def test_ctrl_c_keeps_the_rows_of_every_finished_run(monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_backend, "_train", stop_on_the_third_run)
+    monkeypatch.setattr(trainer_backend, "train", stop_on_the_third_run)
     scenario = small_scenario(
         backend="trainer", steps=2, batch={"accumulation": [2, 4]}, variants=["installed"]
     )

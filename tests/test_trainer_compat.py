@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gaverify.backends import trainer_compat as compat
+from gaverify.backends.trainer import compat as compat
 from gaverify.errors import GaverifyError
 from tests.conftest import small_scenario
 

@@ -2,10 +2,16 @@ import math
 
 import pytest
 
+from gaverify.accumulation.variants import (
+    VARIANTS,
+    fixed_weights,
+    naive_weights,
+    trainer_scales_loss,
+)
 from gaverify.backends.reference import run
 from gaverify.errors import GaverifyError, UnknownNameError
-from gaverify.scenario import Scenario
-from gaverify.variants import VARIANTS, fixed_weights, naive_weights, trainer_scales_loss
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
 from tests.conftest import small_scenario
 
 
@@ -73,12 +79,12 @@ def _worst(trace, variant):
 
 
 def test_model_variant_passes_a_head_that_uses_the_count():
-    trace = run(_factory_scenario("honest_lm", ["model", "fixed"]))
+    trace = run(_factory_scenario("honest_lm", ["model", "fixed"]), Progress())
     assert _worst(trace, "model") < 1e-12 and _worst(trace, "fixed") < 1e-12
 
 
 def test_model_variant_catches_a_head_that_takes_the_count_but_ignores_it():
-    trace = run(_factory_scenario("count_ignoring_lm", ["model"]))
+    trace = run(_factory_scenario("count_ignoring_lm", ["model"]), Progress())
     rows = trace.measurements
     assert all(m.grad_rel_l2 > 0.5 for m in rows)
     # per-micro-batch means summed without the Trainer's division by N: ~N times the loss
@@ -86,7 +92,7 @@ def test_model_variant_catches_a_head_that_takes_the_count_but_ignores_it():
 
 
 def test_model_variant_on_a_transformers_head_that_normalises():
-    trace = run(small_scenario(dtype="float64", variants=["model"]))
+    trace = run(small_scenario(dtype="float64", variants=["model"]), Progress())
     # transformers computes its loss in float32 (logits.float()) even for float64
     assert _worst(trace, "model") < 1e-6
 
@@ -111,7 +117,7 @@ def test_label_smoother_as_the_trainer_calls_it_with_smoothing_in_every_run():
         loss={"label_smoothing": 0.1},
         variants=["naive", "fixed", "label-smoother"],
     )
-    trace = run(scenario)
+    trace = run(scenario, Progress())
     assert _worst(trace, "fixed") < 1e-12
     assert _worst(trace, "naive") > 1e-3
     assert _worst(trace, "label-smoother") < 1e-6  # LabelSmoother upcasts to float32
@@ -119,7 +125,7 @@ def test_label_smoother_as_the_trainer_calls_it_with_smoothing_in_every_run():
 
 def test_custom_loss_that_uses_the_count_passes_and_one_that_ignores_it_fails():
     good, bad = f"{HEADS}:token_sum_loss", f"{HEADS}:per_batch_mean_loss"
-    trace = run(small_scenario(dtype="float64", variants=[good, bad]))
+    trace = run(small_scenario(dtype="float64", variants=[good, bad]), Progress())
     assert _worst(trace, good) < 1e-6
     assert min(m.grad_rel_l2 for m in trace.measurements if m.variant == bad) > 0.1
     ran = [note for note in trace.notes if note.startswith("user code ran:")]
@@ -137,4 +143,4 @@ def test_custom_loss_that_uses_the_count_passes_and_one_that_ignores_it_fails():
 )
 def test_custom_loss_problems_are_usage_errors(loss, message):
     with pytest.raises(GaverifyError, match=message):
-        run(small_scenario(steps=1, variants=[f"{HEADS}:{loss}"]))
+        run(small_scenario(steps=1, variants=[f"{HEADS}:{loss}"]), Progress())

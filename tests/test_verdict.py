@@ -1,8 +1,8 @@
 import math
 
-from gaverify.results import Measurement
-from gaverify.scenario import Scenario
-from gaverify.verdict import discrimination_warnings, exit_code, judge_row, summarise
+from gaverify.measure.results import Measurement
+from gaverify.measure.verdict import discrimination_warnings, exit_code, judge_row, summarise
+from gaverify.spec.schema import Scenario
 
 
 def m(variant="fixed", n=2, step=1, rel=0.0, loss_ga=2.0, counts=(3, 5), **extra):

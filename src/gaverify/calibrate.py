@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 
-from gaverify.backends import Progress
+from gaverify.backends import load_backend
 from gaverify.errors import GaverifyError
-from gaverify.results import METRICS, Calibration
-from gaverify.scenario import Scenario, Tolerance
+from gaverify.measure.results import METRICS, Calibration
+from gaverify.progress import Progress
+from gaverify.spec.backends import CALIBRATION
+from gaverify.spec.schema import Scenario, Tolerance
 
 METHOD = "fixed-reordered, gaverify's correct loop with micro-batches reversed"
 
@@ -36,19 +38,17 @@ FLOOR = {
 
 def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Scenario, Calibration]:
     """The scenario with every unset tolerance measured, and how it was set."""
-    from gaverify.backends.reference import run
-
     never = Tolerance(**{m: math.inf for m in METRICS})  # no diagnosis fits while calibrating
     probe = scenario.model_copy(
         update={
-            "backend": "reference",
-            "variants": ["fixed-reordered"],
+            "backend": CALIBRATION[0],
+            "variants": [CALIBRATION[1]],
             "expect": None,
             "variant_expect": {},
             "tolerance": never,
         }
     )
-    trace = run(probe, progress)
+    trace = load_backend(probe.backend)(probe, progress or Progress())
     noise: dict[str, float] = {}
     for m in trace.measurements:
         for metric, value in m.metric_values().items():

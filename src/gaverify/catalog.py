@@ -4,13 +4,13 @@ as (name, one-line description) lists for `gaverify list`."""
 from __future__ import annotations
 
 from gaverify.backends import BACKENDS
-from gaverify.bundled import bundled
-from gaverify.data import ROW_READERS
-from gaverify.diagnosis import PATTERNS
-from gaverify.optim import OPTIMIZERS
-from gaverify.reports import FORMATS
-from gaverify.synthetic import LENGTHS
-from gaverify.tasks import TASKS
+from gaverify.data.sources import ROW_READERS
+from gaverify.data.synthetic import LENGTHS
+from gaverify.measure.diagnosis import PATTERNS
+from gaverify.model.optim import OPTIMIZERS
+from gaverify.report.formats import FORMATS
+from gaverify.spec.bundled import bundled
+from gaverify.tasks.heads import TASKS
 
 MODES = [
     ("lockstep", "every step starts from the reference parameters: each step's error isolated"),

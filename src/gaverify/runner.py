@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import gaverify
-from gaverify import envinfo
-from gaverify.backends import Interrupted, Progress, load_backend
-from gaverify.diagnosis import diagnose
+from gaverify.backends import load_backend
+from gaverify.backends.kit import Interrupted
+from gaverify.calibrate import calibrate
 from gaverify.errors import (
     EXIT_EXPECTATION_FAILED,
     EXIT_INTERRUPTED,
@@ -22,9 +22,12 @@ from gaverify.errors import (
     EXIT_USAGE,
     GaverifyError,
 )
-from gaverify.results import RunError, RunResult, RunSet
-from gaverify.scenario import Scenario
-from gaverify.verdict import discrimination_warnings, exit_code, judge_row, summarise
+from gaverify.measure.diagnosis import diagnose
+from gaverify.measure.results import RunError, RunResult, RunSet
+from gaverify.measure.verdict import discrimination_warnings, exit_code, judge_row, summarise
+from gaverify.progress import Progress
+from gaverify.report import environment as envinfo
+from gaverify.spec.schema import Scenario
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
@@ -40,12 +43,11 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
     """Run `scenario` on its backend and return the judged result; on Ctrl-C,
     ScenarioInterrupted with the rows measured until then."""
     started = time.perf_counter()
+    progress = progress or Progress()
     calibration = None
     judged = scenario
     try:
         if scenario.tolerance.auto:
-            from gaverify.calibrate import calibrate
-
             judged, calibration = calibrate(scenario, progress)
         trace = load_backend(scenario.backend)(judged, progress)
     except KeyboardInterrupt as stop:

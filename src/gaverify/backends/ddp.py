@@ -26,27 +26,26 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from gaverify.backends import Interrupted, Progress
-from gaverify.backends.ddp_variants import DdpVariant, resolve_ddp_variant
-from gaverify.backends.reference import REFERENCE, accumulate, measure
-from gaverify.compare import compare_gradients, gradients, max_abs_difference, trainable
-from gaverify.distributed.rank import mean_over_ranks, partial_path
-from gaverify.optim import build_optimizer
+from gaverify.accumulation.ddp_variants import DdpVariant, resolve_ddp_variant
+from gaverify.accumulation.variants import Window, weighted_loss
+from gaverify.backends.kit import Interrupted, Run
+from gaverify.backends.reference import full_batch
+from gaverify.backends.setup import Setup
+from gaverify.distributed.launch import RanksInterrupted, run_ranks
+from gaverify.distributed.rank import RankContext, mean_over_ranks, partial_path
+from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.measure.results import Trace
+from gaverify.model.build import resolve_device
+from gaverify.model.optim import build_optimizer
 from gaverify.output import write_atomic
-from gaverify.prepare import Setup
-from gaverify.results import Measurement, Trace
-from gaverify.sketch import GradientFitter
-from gaverify.variants import Window, weighted_loss
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
 
 PUBLISH_S = 1.0  # rank 0 hands its rows so far to the parent at most this often
 
 
-def run(scenario, progress: Progress | None = None) -> Trace:
+def run(scenario: Scenario, progress: Progress) -> Trace:
     """Launch the scenario's W ranks, wait for them, and return rank 0's Trace."""
-    from gaverify.distributed.launch import RanksInterrupted, run_ranks
-    from gaverify.models import resolve_device
-
-    progress = progress or Progress()
     on_cuda = resolve_device(scenario.device) == "cuda"
     plan = len(scenario.batch.accumulation) * len(scenario.variants)
     progress.start(scenario.steps * (1 + plan))
@@ -58,45 +57,33 @@ def run(scenario, progress: Progress | None = None) -> Trace:
     return Trace.model_validate_json(text)
 
 
-def work(scenario, ctx) -> str:
-    """One rank's part of the run (ctx: distributed.rank.RankContext). Rank 0
-    returns the Trace as JSON; the other ranks return an empty string."""
+def work(scenario: Scenario, ctx: RankContext) -> str:
+    """One rank's part of the run. Rank 0 returns the Trace as JSON; the
+    other ranks return an empty string."""
     import torch
     import torch.distributed as dist
 
-    setup = Setup(scenario, resolve_ddp_variant, guard=ctx.rank == 0)
-    plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
-    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
-    fitter = GradientFitter(setup)
-    measurements: list[Measurement] = []  # rank 0's rows, published after every step
-
-    def trace() -> Trace:
-        note = (
-            f"distributed: {ctx.world} processes ({dist.get_backend()}, torch "
-            f"{torch.__version__}), DistributedDataParallel with no_sync on the first N-1 "
-            f"micro-batches; N is per rank, so a window holds {ctx.world} x N micro-batches "
-            "(counts listed rank by rank); reference: the full batch in one process"
-        )
-        return Trace(
-            measurements=measurements,
-            device=f"{setup.device} x {ctx.world} ({dist.get_backend()})",
-            parameters=setup.parameters,
-            notes=[note, *setup.run_notes()],
-            fits=fitter.records(),
-        )
-
+    header = (
+        f"distributed: {ctx.world} processes ({dist.get_backend()}, torch "
+        f"{torch.__version__}), DistributedDataParallel with no_sync on the first N-1 "
+        f"micro-batches; N is per rank, so a window holds {ctx.world} x N micro-batches "
+        "(counts listed rank by rank); reference: the full batch in one process"
+    )
+    run = Run(scenario, ctx, resolve_ddp_variant, guard=ctx.rank == 0, header=[header])
+    run.device = f"{run.setup.device} x {ctx.world} ({dist.get_backend()})"
     published = [-math.inf]
 
     def publish() -> None:
         """What Ctrl-C keeps: the rows of the steps finished so far. Each write
         holds every row, so at most one a second keeps long runs linear."""
         if ctx.rank == 0 and time.monotonic() - published[0] >= PUBLISH_S:
-            write_atomic(partial_path(ctx.folder), trace().model_dump_json())
+            write_atomic(partial_path(ctx.folder), run.trace().model_dump_json())
             published[0] = time.monotonic()
 
+    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
     with torch.enable_grad():
-        loop(setup, plan, ctx, fitter, measurements, publish)
-    return trace().model_dump_json() if ctx.rank == 0 else ""
+        loop(run, ctx, publish)
+    return run.trace().model_dump_json() if ctx.rank == 0 else ""
 
 
 def _wrap(model: Any, ctx) -> Any:
@@ -151,26 +138,28 @@ def _broadcast_gradient(model: Any, ctx) -> list[Any]:
     return out
 
 
-def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publish) -> None:
-    scenario, model, task = setup.scenario, setup.built.model, setup.task
+def _plan(scenario: Scenario) -> list[tuple[int, str]]:
+    return [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
+
+
+def _lockstep(run: Run, ctx: RankContext, publish) -> None:
+    setup = run.setup
+    scenario, model = setup.scenario, setup.built.model
     ddp = _wrap(model, ctx)
     optimizer = build_optimizer(scenario.optimizer, trainable(model))
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
-        ref_loss = 0.0
-        if ctx.rank == 0:
-            batch = [setup.collate(samples)]
-            ref_loss, _ = accumulate(model, batch, REFERENCE, task, scenario.loss.label_smoothing)
+        ref_loss = full_batch(setup, model, samples) if ctx.rank == 0 else 0.0
         ref_grads = _broadcast_gradient(model, ctx)
         ctx.advance(f"step {step} full batch")
-        for n, name in plan:
+        for n, name in _plan(scenario):
             optimizer.zero_grad(set_to_none=True)
             loss, counts = _ddp_accumulate(ddp, setup, samples, n, setup.variants[name], ctx)
             if ctx.rank == 0:
                 comparison = compare_gradients(ref_grads, gradients(model))
-                if fitter.wants(n, name, comparison):
-                    fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
-                out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
+                if run.fitter.wants(n, name, comparison):
+                    run.fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
+                run.row(step, n, name, counts, ref_loss, loss, comparison)
             ctx.advance(f"step {step} N={n} {name}")
         for p, g in zip(trainable(model), ref_grads, strict=True):
             p.grad = g
@@ -178,10 +167,11 @@ def _lockstep(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publis
         publish()
 
 
-def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publish) -> None:
-    scenario, model, task = setup.scenario, setup.built.model, setup.task
+def _trajectory(run: Run, ctx: RankContext, publish) -> None:
+    setup = run.setup
+    scenario, model = setup.scenario, setup.built.model
     runs = {}
-    for key in plan:
+    for key in _plan(scenario):
         twin = copy.deepcopy(model)
         runs[key] = (_wrap(twin, ctx), twin, build_optimizer(scenario.optimizer, trainable(twin)))
     optimizer = build_optimizer(scenario.optimizer, trainable(model))
@@ -189,8 +179,7 @@ def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publ
         ref_loss, ref_grads, ref_params = 0.0, [], []
         if ctx.rank == 0:  # the reference trains in rank 0 alone
             optimizer.zero_grad(set_to_none=True)
-            batch = [setup.collate(samples)]
-            ref_loss, _ = accumulate(model, batch, REFERENCE, task, scenario.loss.label_smoothing)
+            ref_loss = full_batch(setup, model, samples)
             optimizer.step()
             ref_grads, ref_params = gradients(model), list(model.parameters())
         ctx.advance(f"step {step} full batch")
@@ -200,11 +189,11 @@ def _trajectory(setup: Setup, plan, ctx, fitter: GradientFitter, out: list, publ
             comparison = None
             if ctx.rank == 0:
                 comparison = compare_gradients(ref_grads, gradients(twin))
-                if fitter.wants(n, name, comparison):
-                    fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
+                if run.fitter.wants(n, name, comparison):
+                    run.fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
             twin_optimizer.step()
             if comparison is not None:
                 diff = max_abs_difference(ref_params, list(twin.parameters()))
-                out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
+                run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
             ctx.advance(f"step {step} N={n} {name}")
         publish()

@@ -24,24 +24,18 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 
-from gaverify.backends import Interrupted, Progress
-from gaverify.backends.lightning_variants import LightningVariant, resolve_lightning_variant
-from gaverify.backends.trainer import (
-    CompareWithReference,
-    KeepReference,
-    NoFit,
-    TrainedRun,
-    item_counts,
-    measure_runs,
-)
-from gaverify.collate import model_batch
-from gaverify.compare import trainable
+from gaverify.accumulation.lightning_variants import LightningVariant, resolve_lightning_variant
+from gaverify.backends.kit import Run
+from gaverify.backends.setup import Setup
+from gaverify.backends.watch import CompareWithReference, KeepReference, NoFit, TrainedRun, add_rows
+from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
-from gaverify.models import keep_eval_mode
-from gaverify.optim import build_optimizer
-from gaverify.prepare import Setup
-from gaverify.results import Measurement, Trace
-from gaverify.sketch import GradientFitter
+from gaverify.measure.compare import trainable
+from gaverify.measure.results import Trace
+from gaverify.model.calls import keep_eval_mode
+from gaverify.model.optim import build_optimizer
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
 
 PRECISION = {"float32": "32-true", "float64": "64-true", "bfloat16": "bf16-true"}
 
@@ -61,48 +55,29 @@ def lightning():
     return pl
 
 
-def run(scenario, progress: Progress | None = None) -> Trace:
+def run(scenario: Scenario, progress: Progress) -> Trace:
     """Train with Lightning at N=1 and at every N, per variant, and measure each step."""
     pl = lightning()
-    progress = progress or Progress()
-    setup = Setup(scenario, resolve_lightning_variant)
-    ns = scenario.batch.accumulation
+    header = (
+        f"backend: Lightning {pl.__version__} Trainer; reference: accumulate_grad_batches=1, "
+        f"batch {scenario.batch.size}; gradients taken in on_before_optimizer_step"
+    )
+    run = Run(scenario, progress, resolve_lightning_variant, header=[header])
+    setup, ns = run.setup, scenario.batch.accumulation
     progress.start(scenario.steps * len(setup.variants) * (1 + len(ns)))
-    fitter = GradientFitter(setup)
-    measurements: list[Measurement] = []  # filled run by run, so Ctrl-C keeps finished runs
-    notes: list[str] = []
-
-    def trace() -> Trace:
-        return Trace(
-            measurements=sorted(measurements, key=lambda m: m.step),  # stable: by step
-            device=setup.device,
-            parameters=setup.parameters,
-            notes=[
-                f"backend: Lightning {pl.__version__} Trainer; reference: "
-                f"accumulate_grad_batches=1, batch {scenario.batch.size}; gradients taken in "
-                "on_before_optimizer_step",
-                *setup.run_notes(),
-                *dict.fromkeys(notes),
-            ],
-            fits=fitter.records(),
-        )
-
-    counts = {n: item_counts(setup, n) for n in ns}  # each micro-batch's items, per step
-    try:
-        with _quiet(pl):
-            for name, variant in setup.variants.items():
-                keep = KeepReference()
-                ref = _fit(pl, setup, variant, 1, keep, progress, f"reference ({name})")
-                for n in ns:
-                    wants_fit = variant.module is None  # yours is not called as the model
-                    watch = CompareWithReference(keep, fitter if wants_fit else NoFit(), n, name)
-                    got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
-                    measurements.extend(measure_runs(setup, n, name, counts[n], ref, got, watch))
-                    if not wants_fit:
-                        notes.append(f"{name}: failing gradients are not fitted (your own module)")
-    except KeyboardInterrupt:
-        raise Interrupted(trace()) from None
-    return trace()
+    counts = {n: setup.item_counts(n) for n in ns}  # each micro-batch's items, per step
+    with run.recording(), _quiet(pl):
+        for name, variant in setup.variants.items():
+            keep = KeepReference()
+            ref = _fit(pl, setup, variant, 1, keep, progress, f"reference ({name})")
+            wants_fit = variant.module is None  # yours is not called as the model
+            for n in ns:
+                watch = CompareWithReference(keep, run.fitter if wants_fit else NoFit(), n, name)
+                got = _fit(pl, setup, variant, n, watch, progress, f"N={n} {name}")
+                add_rows(run, n, name, counts[n], ref, got, watch)
+                if not wants_fit:
+                    run.notes.append(f"{name}: failing gradients are not fitted (your own module)")
+    return run.trace()
 
 
 @contextmanager

@@ -30,24 +30,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gaverify.backends import Interrupted, Progress
-from gaverify.backends.reference import measure
-from gaverify.collate import model_batch
-from gaverify.compare import (
+from gaverify.backends.kit import Run
+from gaverify.data.collate import model_batch
+from gaverify.errors import GaverifyError, root_cause
+from gaverify.imports import describe, load_object
+from gaverify.measure.compare import (
     GradComparison,
     compare_gradients,
     max_abs_difference,
     snapshot,
     trainable,
 )
-from gaverify.errors import GaverifyError, root_cause
-from gaverify.imports import describe, load_object
-from gaverify.models import keep_eval_mode
-from gaverify.optim import build_optimizer
-from gaverify.prepare import Setup
-from gaverify.results import Trace
-from gaverify.scenario import Scenario
-from gaverify.sketch import GradientFitter
+from gaverify.measure.results import Trace
+from gaverify.model.calls import keep_eval_mode
+from gaverify.model.optim import build_optimizer
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
 
 
 @dataclass
@@ -167,93 +165,75 @@ def _as_number(value: Any, path: str, where: str) -> float:
     )
 
 
-def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
+def run(scenario: Scenario, progress: Progress) -> Trace:
     """Call the scenario's step function on the full batch and on N
     micro-batches, every step, and measure each N against the full batch."""
-    progress = progress or Progress()
-    setup = Setup(scenario, resolve_variant=StepFunction)  # imported (and noted) there
-    step_fn = setup.variants[scenario.loop.step]
+    # imported (and noted) by the Run's set-up, as its one variant
+    run = Run(scenario, progress, StepFunction, late_notes=lambda: step_fn.notes())
+    step_fn: StepFunction = run.setup.variants[scenario.loop.step]
     if not scenario.model.dropout:  # a loop calling model.train() must not turn dropout on
-        keep_eval_mode(setup.built.model)
-    progress.start(len(setup.steps) * (1 + len(scenario.batch.accumulation)))
-    fitter = GradientFitter(setup)
-    measurements: list[Any] = []  # filled as they come, so Ctrl-C keeps them
-
-    def trace() -> Trace:
-        return Trace(
-            measurements=measurements,
-            device=setup.device,
-            parameters=setup.parameters,
-            notes=[*setup.run_notes(), *step_fn.notes()],
-            fits=fitter.records(),
-        )
-
+        keep_eval_mode(run.setup.built.model)
+    progress.start(len(run.setup.steps) * (1 + len(scenario.batch.accumulation)))
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
-    try:
-        loop(setup, step_fn, fitter, progress, measurements)
-    except KeyboardInterrupt:
-        raise Interrupted(trace()) from None
-    return trace()
+    with run.recording():
+        loop(run, step_fn)
+    return run.trace()
 
 
-def _optimizer(setup: Setup, model: Any):
-    return build_optimizer(setup.scenario.optimizer, trainable(model))
+def _optimizer(run: Run, model: Any):
+    return build_optimizer(run.scenario.optimizer, trainable(model))
 
 
-def _candidate(setup, step_fn, fitter, model, optimizer, step, n, ref: Call):
+def _candidate(run: Run, step_fn, model, optimizer, step, n, ref: Call):
     """Call the step function with N micro-batches; (Call, item counts)."""
+    setup = run.setup
     micro = setup.micro_batches(setup.steps[step - 1], n)
     name = step_fn.path
 
     def fit(grads, comparison):  # at the step: the parameters are those of the gradient
-        if fitter.wants(n, name, comparison):
-            fitter.fit(step, n, name, model, grads)
+        if run.fitter.wants(n, name, comparison):
+            run.fitter.fit(step, n, name, model, grads)
 
     batches = [model_batch(setup.task, mb) for mb in micro]
     got = step_fn(model, optimizer, batches, f"step {step}, N={n}", ref.grads, fit)
     return got, [setup.task.count_items(mb["labels"]) for mb in micro]
 
 
-def _reference(setup: Setup, step_fn, model, optimizer, step: int) -> Call:
+def _reference(run: Run, step_fn, model, optimizer, step: int) -> Call:
+    setup = run.setup
     full = [model_batch(setup.task, setup.collate(setup.steps[step - 1]))]
     return step_fn(model, optimizer, full, f"step {step}, full batch")
 
 
-def _lockstep(setup: Setup, step_fn, fitter, progress, out: list) -> None:
-    model = setup.built.model
-    optimizer = _optimizer(setup, model)
-    for step in range(1, len(setup.steps) + 1):
+def _lockstep(run: Run, step_fn: StepFunction) -> None:
+    model = run.setup.built.model
+    optimizer = _optimizer(run, model)
+    for step in range(1, len(run.setup.steps) + 1):
         before = State(model, optimizer)
-        ref = _reference(setup, step_fn, model, optimizer, step)
-        progress.advance(f"step {step} full batch")
+        ref = _reference(run, step_fn, model, optimizer, step)
+        run.progress.advance(f"step {step} full batch")
         after = State(model, optimizer)
-        for n in setup.scenario.batch.accumulation:
+        for n in run.scenario.batch.accumulation:
             before.restore(model, optimizer)
-            got, counts = _candidate(setup, step_fn, fitter, model, optimizer, step, n, ref)
+            got, counts = _candidate(run, step_fn, model, optimizer, step, n, ref)
             diff = max_abs_difference(after.params, trainable(model))
-            out.append(
-                measure(setup, step, n, step_fn.path, counts, ref.loss, got.loss,
-                        got.comparison, diff)
-            )  # fmt: skip
-            progress.advance(f"step {step} N={n}")
+            run.row(step, n, step_fn.path, counts, ref.loss, got.loss, got.comparison, diff)
+            run.progress.advance(f"step {step} N={n}")
         after.restore(model, optimizer)  # the next step starts from the full batch's update
 
 
-def _trajectory(setup: Setup, step_fn, fitter, progress, out: list) -> None:
-    model = setup.built.model
-    optimizer = _optimizer(setup, model)
+def _trajectory(run: Run, step_fn: StepFunction) -> None:
+    model = run.setup.built.model
+    optimizer = _optimizer(run, model)
     runs = {}
-    for n in setup.scenario.batch.accumulation:
+    for n in run.scenario.batch.accumulation:
         twin = copy.deepcopy(model)
-        runs[n] = (twin, _optimizer(setup, twin))
-    for step in range(1, len(setup.steps) + 1):
-        ref = _reference(setup, step_fn, model, optimizer, step)
-        progress.advance(f"step {step} full batch")
+        runs[n] = (twin, _optimizer(run, twin))
+    for step in range(1, len(run.setup.steps) + 1):
+        ref = _reference(run, step_fn, model, optimizer, step)
+        run.progress.advance(f"step {step} full batch")
         for n, (twin, twin_optimizer) in runs.items():
-            got, counts = _candidate(setup, step_fn, fitter, twin, twin_optimizer, step, n, ref)
+            got, counts = _candidate(run, step_fn, twin, twin_optimizer, step, n, ref)
             diff = max_abs_difference(trainable(model), trainable(twin))
-            out.append(
-                measure(setup, step, n, step_fn.path, counts, ref.loss, got.loss,
-                        got.comparison, diff)
-            )  # fmt: skip
-            progress.advance(f"step {step} N={n}")
+            run.row(step, n, step_fn.path, counts, ref.loss, got.loss, got.comparison, diff)
+            run.progress.advance(f"step {step} N={n}")

@@ -19,27 +19,21 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gaverify.backends import Interrupted, Progress
+from gaverify.accumulation.variants import FULL_BATCH, Variant, Window, weighted_loss
+from gaverify.backends.kit import Run
+from gaverify.backends.setup import Setup
 from gaverify.backends.sweep import groups, shareable, sweep
-from gaverify.collate import Batch
-from gaverify.compare import (
-    compare_gradients,
-    gradients,
-    max_abs_difference,
-    top_layers,
-    trainable,
-)
-from gaverify.optim import build_optimizer
-from gaverify.prepare import Setup
-from gaverify.results import Measurement, Trace
-from gaverify.scenario import Scenario
-from gaverify.sketch import GradientFitter
-from gaverify.tasks import Task
-from gaverify.variants import VARIANTS, Variant, Window, weighted_loss
+from gaverify.data.collate import Batch
+from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.model.optim import build_optimizer
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
+from gaverify.tasks.heads import Task
 
-REFERENCE = VARIANTS.get("fixed")  # with one micro-batch: S / T, the full batch
+if TYPE_CHECKING:
+    from gaverify.measure.results import Trace
 
 
 def accumulate(
@@ -61,108 +55,78 @@ def accumulate(
     return logged, counts
 
 
-def run(scenario: Scenario, progress: Progress | None = None) -> Trace:
+def run(scenario: Scenario, progress: Progress) -> Trace:
     """Run the scenario's paired passes and measure every step x N x variant."""
     import torch
 
-    progress = progress or Progress()
-    setup = Setup(scenario)
-    plan = [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
-    progress.start(len(setup.steps) * (1 + len(plan)))
+    run = Run(scenario, progress)
+    progress.start(
+        len(run.setup.steps) * (1 + len(scenario.batch.accumulation) * len(scenario.variants))
+    )
+    if scenario.mode == "lockstep":
+        shared = [group for group in groups(run.setup.variants) if len(group) > 1]
+        run.notes += [
+            f"lockstep: {', '.join(g)} shared one backward per micro-batch" for g in shared
+        ]
     loop = _lockstep if scenario.mode == "lockstep" else _trajectory
-    fitter = GradientFitter(setup)
-    measurements: list[Measurement] = []  # filled as they come, so Ctrl-C keeps them
-
-    def trace() -> Trace:
-        notes = setup.run_notes()
-        if scenario.mode == "lockstep":
-            for group in groups(setup.variants):
-                if len(group) > 1:
-                    notes.append(
-                        f"lockstep: {', '.join(group)} shared one backward per micro-batch"
-                    )
-        return Trace(
-            measurements=measurements,
-            device=setup.device,
-            parameters=setup.parameters,
-            notes=notes,
-            fits=fitter.records(),
-        )
-
-    try:
-        with torch.enable_grad():
-            loop(setup, plan, progress, fitter, measurements)
-    except KeyboardInterrupt:
-        raise Interrupted(trace()) from None
-    return trace()
+    with run.recording(), torch.enable_grad():
+        loop(run)
+    return run.trace()
 
 
 def _optimizer(scenario: Scenario, model: Any):
     return build_optimizer(scenario.optimizer, trainable(model))
 
 
-def measure(setup, step, n, variant, counts, ref_loss, loss, comparison, param_diff=None):
-    """One Measurement of an accumulated run against the full batch."""
-    k = setup.scenario.layers
-    return Measurement(
-        step=step,
-        n=n,
-        variant=variant,
-        items_full=sum(counts),
-        items_micro=counts,
-        loss_full=ref_loss,
-        loss_ga=loss,
-        grad_norm_full=comparison.norm_ref,
-        grad_norm_ga=comparison.norm_got,
-        grad_rel_l2=comparison.rel_l2,
-        grad_cosine=comparison.cosine,
-        param_max_abs=param_diff,
-        layers=top_layers(setup.parameter_names, comparison, k) if k else None,
-    )
+def full_batch(setup: Setup, model: Any, samples: list) -> float:
+    """Forward and backward the step's samples as one batch (the reference)
+    into the model's .grad; returns its loss."""
+    batch = [setup.collate(samples)]
+    loss, _ = accumulate(model, batch, FULL_BATCH, setup.task, setup.scenario.loss.label_smoothing)
+    return loss
 
 
-def _lockstep(setup: Setup, plan, progress, fitter: GradientFitter, out: list) -> None:
-    scenario, model, task = setup.scenario, setup.built.model, setup.task
-    smoothing = scenario.loss.label_smoothing
+def _lockstep(run: Run) -> None:
+    setup = run.setup
+    scenario, model = setup.scenario, setup.built.model
     optimizer = _optimizer(scenario, model)
-    order = {name: i for i, name in enumerate(scenario.variants)}
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
-        ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
+        ref_loss = full_batch(setup, model, samples)
         ref_grads = gradients(model)  # kept, not copied: the candidates get fresh .grad
-        progress.advance(f"step {step} full batch")
+        run.progress.advance(f"step {step} full batch")
         for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
-            basis, rows = None, []
+            basis = None
             for group in groups(setup.variants):
                 optimizer.zero_grad(set_to_none=True)
-                for name, loss, counts, grads, swept in _passes(setup, fitter, n, micro, group):
+                for name, loss, counts, grads, swept in _passes(run, n, micro, group):
                     basis = basis or swept
                     comparison = compare_gradients(ref_grads, grads)
-                    if fitter.wants(n, name, comparison):
-                        fitter.fit(step, n, name, model, grads, basis=basis)
-                    rows.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison))
-                    progress.advance(f"step {step} N={n} {name}")
+                    if run.fitter.wants(n, name, comparison):
+                        run.fitter.fit(step, n, name, model, grads, basis=basis)
+                    run.row(step, n, name, counts, ref_loss, loss, comparison)
+                    run.progress.advance(f"step {step} N={n} {name}")
                     del grads  # a shared variant's buffer goes as soon as it is compared
-            out.extend(sorted(rows, key=lambda m: order[m.variant]))
         if step < len(setup.steps):  # the last update would never be looked at
             for p, g in zip(trainable(model), ref_grads, strict=True):
                 p.grad = g
             optimizer.step()
         del ref_grads  # or it outlives the next step's zero_grad: a buffer more at its peak
-        fitter.sketch.forget()  # the signs are redrawn if a later step needs them
+        run.fitter.sketch.forget()  # the signs are redrawn if a later step needs them
 
 
-def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str]):
+def _passes(run: Run, n: int, micro, group: list[str]):
     """(name, logged loss, counts, gradient, sketch basis or None) of each
     variant in `group`: one shared sweep, or the variant's own pass."""
+    setup = run.setup
     task, smoothing = setup.task, setup.scenario.loss.label_smoothing
     variants = [setup.variants[name] for name in group]
     if not shareable(variants[0]):
         loss, counts = accumulate(setup.built.model, micro, variants[0], task, smoothing)
         yield group[0], loss, counts, gradients(setup.built.model), None
         return
-    sketch = fitter.sketch if fitter.pending(n, variants) else None
+    sketch = run.fitter.sketch if run.fitter.pending(n, variants) else None
     done = sweep(setup.built.model, micro, variants, task, smoothing, sketch)
     basis = (done.counts, done.basis) if sketch else None
     while done.results:
@@ -170,28 +134,30 @@ def _passes(setup: Setup, fitter: GradientFitter, n: int, micro, group: list[str
         yield result.name, result.loss, done.counts, result.grads, basis
 
 
-def _trajectory(setup: Setup, plan, progress, fitter: GradientFitter, out: list) -> None:
+def _trajectory(run: Run) -> None:
+    setup = run.setup
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     runs = {}
-    for key in plan:
-        twin = copy.deepcopy(model)
-        runs[key] = (twin, _optimizer(scenario, twin))
+    for n in scenario.batch.accumulation:
+        for name in scenario.variants:
+            twin = copy.deepcopy(model)
+            runs[(n, name)] = (twin, _optimizer(scenario, twin))
     optimizer = _optimizer(scenario, model)
     for step, samples in enumerate(setup.steps, start=1):
         optimizer.zero_grad(set_to_none=True)
-        ref_loss, _ = accumulate(model, [setup.collate(samples)], REFERENCE, task, smoothing)
+        ref_loss = full_batch(setup, model, samples)
         optimizer.step()  # leaves .grad in place for the comparisons below
         ref_grads, ref_params = gradients(model), list(model.parameters())
-        progress.advance(f"step {step} full batch")
+        run.progress.advance(f"step {step} full batch")
         for (n, name), (twin, twin_optimizer) in runs.items():
             twin_optimizer.zero_grad(set_to_none=True)
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(twin))
-            if fitter.wants(n, name, comparison):
-                fitter.fit(step, n, name, twin, gradients(twin))
+            if run.fitter.wants(n, name, comparison):
+                run.fitter.fit(step, n, name, twin, gradients(twin))
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
-            out.append(measure(setup, step, n, name, counts, ref_loss, loss, comparison, diff))
-            progress.advance(f"step {step} N={n} {name}")
+            run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
+            run.progress.advance(f"step {step} N={n} {name}")

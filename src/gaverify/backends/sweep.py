@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gaverify.collate import Batch
-from gaverify.compare import trainable
-from gaverify.variants import Variant, Window, summed_loss
+from gaverify.accumulation.variants import Variant, Window, summed_loss
+from gaverify.data.collate import Batch
+from gaverify.measure.compare import trainable
 
 MAX_SHARED = 3  # variants per sweep: the reference + 2 buffers = 3 extra
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from gaverify.cli.errors import friendly_errors
+from gaverify.cli.friendly import friendly_errors
 from gaverify.cli.options import DebugOpt
 
 
 @friendly_errors
 def env(debug: DebugOpt = False) -> None:
     """Print versions of gaverify, Python, torch, transformers and the device."""
-    from gaverify import envinfo, render
+    from gaverify.report import environment as envinfo
+    from gaverify.report import terminal as render
 
     render.print_environment(envinfo.collect())

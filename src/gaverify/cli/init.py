@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gaverify.cli.errors import friendly_errors
+from gaverify.cli.friendly import friendly_errors
 from gaverify.cli.options import DebugOpt
 
 
@@ -18,8 +18,8 @@ def init(
     debug: DebugOpt = False,
 ) -> None:
     """Write a commented starter scenario (every field, with its default)."""
-    from gaverify import render
-    from gaverify.starter import write_starter
+    from gaverify.report import terminal as render
+    from gaverify.spec.starter import write_starter
 
     write_starter(path, overwrite=force)
     render.print_notice(f"wrote {path}; run it with: gaverify run {path}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gaverify.cli.errors import friendly_errors
+from gaverify.cli.friendly import friendly_errors
 from gaverify.cli.options import DebugOpt
 from gaverify.errors import GaverifyError
 
@@ -27,8 +27,8 @@ def report(
     result: ResultArg, fmt: FormatOpt = "table", output: OutputOpt = None, debug: DebugOpt = False
 ) -> None:
     """Render a saved result as a table, Markdown, JUnit XML, JSON or a PNG plot."""
-    from gaverify import render
-    from gaverify.reports import FORMATS, load_results, render_report, write_report
+    from gaverify.report import terminal as render
+    from gaverify.report.formats import FORMATS, load_results, render_report, write_report
 
     if fmt != "table":
         FORMATS.get(fmt)  # a mistyped format is reported before any reading

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from gaverify.cli.errors import friendly_errors
+from gaverify.cli.friendly import friendly_errors
 from gaverify.cli.options import (
     DebugOpt,
     DeviceOpt,
@@ -39,10 +39,11 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Run full-batch vs accumulated training and judge every step."""
-    from gaverify import allocator, render
-    from gaverify.cli.scenarios import load_all
-    from gaverify.reports import write_report
+    from gaverify import allocator
+    from gaverify.report import terminal as render
+    from gaverify.report.formats import write_report
     from gaverify.runner import run_scenarios
+    from gaverify.spec.loading import load_all
 
     shorthands = {"device": device, "distributed.processes": nproc, "layers": layers}
     specs = load_all(scenarios, set_, **shorthands)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from gaverify.cli.errors import friendly_errors
+from gaverify.cli.friendly import friendly_errors
 from gaverify.cli.options import DebugOpt, ScenarioArg, SetOpt
 
 
 @friendly_errors
 def validate(scenario: ScenarioArg = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
     """Validate a scenario (no torch, nothing runs) and print the resolved form."""
-    from gaverify import render
-    from gaverify.cli.scenarios import load
+    from gaverify.report import terminal as render
+    from gaverify.spec.loading import load
 
     spec = load(scenario, set_)
     render.print_yaml(spec.model_dump(mode="json"))

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gaverify.distributed.rank import partial_path
+from gaverify.distributed.rank import partial_path, status_path
 from gaverify.errors import GaverifyError
 from gaverify.output import write_atomic
 
@@ -109,8 +109,6 @@ def run_ranks(
 
 
 def _statuses(folder: Path, world: int) -> dict[int, dict[str, Any]]:
-    from gaverify.distributed.rank import status_path
-
     out = {}
     for rank in range(world):
         with contextlib.suppress(OSError, ValueError):  # not started yet (writes are atomic)

@@ -24,6 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gaverify.errors import GaverifyError
+from gaverify.imports import load_object
+from gaverify.output import write_atomic
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
+
 HEARTBEAT_S = 0.5
 
 
@@ -38,7 +44,7 @@ def status_path(folder: Path, rank: int) -> Path:
 
 
 @dataclass
-class RankContext:
+class RankContext(Progress):
     """What a worker function knows of its place in the run, and how it reports progress."""
 
     folder: Path
@@ -60,8 +66,6 @@ class RankContext:
         self._write(moves=self.status["moves"] + 1, label=label)
 
     def _write(self, **changes: Any) -> None:
-        from gaverify.output import write_atomic
-
         with self._lock:
             self.status.update(changes, beat=time.time())
             write_atomic(status_path(self.folder, self.rank), json.dumps(self.status))
@@ -118,13 +122,9 @@ def main(folder: Path) -> int:
     try:
         result = _work(job, ctx)
         if ctx.rank == 0:
-            from gaverify.output import write_atomic
-
             write_atomic(folder / "result.json", result)
         state, error = "done", ""
     except Exception as exc:
-        from gaverify.errors import GaverifyError
-
         if isinstance(exc, GaverifyError):
             error = "; ".join(exc.lines())
         else:
@@ -153,9 +153,6 @@ def _work(job: dict[str, Any], ctx: RankContext) -> str:
     ctx.mark("importing torch")
     import torch
     import torch.distributed as dist
-
-    from gaverify.imports import load_object
-    from gaverify.scenario import Scenario
 
     ctx.mark("joining the process group")
     scenario = Scenario.model_validate(job["scenario"])

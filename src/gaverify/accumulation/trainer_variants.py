@@ -1,0 +1,85 @@
+"""The loss variants of the trainer backend: ways to set up transformers.Trainer.
+
+    installed   the Trainer exactly as installed: what users run
+    pre-fix     the model told it takes no loss kwargs (accepts_loss_kwargs =
+                False), so every micro-batch returns its own mean and the
+                Trainer divides by N: the mean of means that releases before
+                4.46 applied. It proves the scenario can see the bug.
+    local-count on W processes: average_tokens_across_devices=False, so
+                each process divides by its own item count (needs
+                distributed.processes of 2 or more)
+    module:function   your compute_loss_func, passed to Trainer(compute_loss_func=...)
+
+Each variant is compared with the same Trainer set-up at
+gradient_accumulation_steps=1 (its `reference`), so a custom loss is measured
+against itself on the full batch. Light module: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gaverify.accumulation.declaration import Declaration
+from gaverify.imports import describe, is_import_path, load_object
+from gaverify.registry import Registry
+
+
+@dataclass(frozen=True)
+class TrainerVariant(Declaration):
+    """A Trainer configuration (the verdict a correct release earns with it
+    is its declared `expected`)."""
+
+    accepts_loss_kwargs: bool | None = None  # None: leave the model as it is
+    compute_loss_func: Callable[..., Any] | None = None
+    args: tuple[tuple[str, Any], ...] = ()  # TrainingArguments this variant sets
+
+    @property
+    def reference(self) -> str:
+        """Runs with the same reference key share one full-batch run: the two
+        built-ins both train on the model's own loss."""
+        return self.name if self.compute_loss_func else "model loss"
+
+
+TRAINER_VARIANTS: Registry[TrainerVariant] = Registry("trainer variant")
+TRAINER_VARIANTS.add(
+    "installed",
+    TrainerVariant(
+        "installed",
+        "the installed transformers.Trainer, as users run it",
+        "pass",
+    ),
+)
+TRAINER_VARIANTS.add(
+    "pre-fix",
+    TrainerVariant(
+        "pre-fix",
+        "the Trainer with the model's loss kwargs switched off: mean of means, as before 4.46",
+        "fail",
+        accepts_loss_kwargs=False,
+    ),
+)
+TRAINER_VARIANTS.add(
+    "local-count",
+    TrainerVariant(
+        "local-count",
+        "on W processes, average_tokens_across_devices=False: each process divides by its "
+        "own item count",
+        "fail",
+        args=(("average_tokens_across_devices", False),),
+        processes=2,
+    ),
+)
+
+
+def resolve_trainer_variant(name: str, search: list[Path]) -> TrainerVariant:
+    """A registered Trainer variant, or your compute_loss_func for `module:function`."""
+    if not is_import_path(name):
+        return TRAINER_VARIANTS.get(name)
+    func = load_object(name, "variants", search)
+    summary = "your compute_loss_func, passed to Trainer(compute_loss_func=...)"
+    return TrainerVariant(
+        name, summary, "pass", compute_loss_func=func, origin=describe(func, name)
+    )

@@ -1,0 +1,140 @@
+"""The resource guard: will a run fit in memory? Answered before it trains.
+
+A run holds parameter-sized tensors (the model, its gradient, the
+optimizer's state, and what its backend keeps: the lockstep reference and
+shared buffers, a copy per trajectory run, the Trainer's saved references)
+and, at its peak, the activations of the full batch's forward pass. This
+module adds those up from the built model and the scenario, compares the sum
+with the memory the device has free, and refuses a run that cannot fit with
+a message giving both figures, instead of letting the kernel kill it (or
+CUDA raise) halfway through. The estimate is deliberately plain arithmetic
+(documented in the README) and errs high; `memory_check: false` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gaverify.errors import GaverifyError
+from gaverify.model.optim import STATE_SLOTS
+from gaverify.spec.backends import BACKENDS
+
+GIB = 1 << 30
+# Activation elements kept per token per layer for the backward: Korthikanti
+# et al. (2022) count 34*h bytes at 2 bytes an element for a transformer layer
+# (17 elements of the hidden size), plus 2.5 per attention head and position.
+PER_TOKEN_HIDDEN, PER_HEAD_POSITION = 17, 2.5
+LOGIT_COPIES = 3  # logits, their float32 log-softmax, and its gradient
+OVERHEAD = 0.5 * GIB  # the interpreter, torch and transformers themselves
+TOKEN_BYTES = 40  # a token id in a Python list of samples (pointer + int object)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run is expected to need, in bytes, and its parts."""
+
+    state: int  # parameter-sized tensors, over all processes
+    activations: int  # the full batch's forward pass, kept for the backward
+    resident: int  # already allocated: the built model in this process
+    data: int  # the samples, as token lists (at most samples x longest)
+
+    @property
+    def needed(self) -> int:
+        """Bytes still to be allocated."""
+        return self.state + self.activations + self.data + OVERHEAD - self.resident
+
+
+def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
+    """The memory `scenario` will take with `model` built (see the module docstring)."""
+    params = list(model.parameters())
+    size = sum(p.numel() * p.element_size() for p in params)
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    opts = scenario.optimizer.options
+    copies = BACKENDS.get(scenario.backend).copies(
+        scenario, STATE_SLOTS[scenario.optimizer.name](opts)
+    )
+    state = processes * (size + copies * trainable)
+    resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
+    data = scenario.data.samples * scenario.data.length.max * TOKEN_BYTES
+    element = params[0].element_size() if params else 4
+    return Estimate(state, _activations(scenario, model, element), resident, data)
+
+
+def _activations(scenario: Any, model: Any, element: int) -> int:
+    config = getattr(model, "config", None)
+    width = getattr(config, "hidden_size", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    heads = getattr(config, "num_attention_heads", None) or 1
+    seq = scenario.data.length.max
+    tokens = scenario.batch.size * seq
+    total = 0
+    if width and layers:
+        per_token = PER_TOKEN_HIDDEN * width + PER_HEAD_POSITION * heads * seq
+        total += int(layers * tokens * per_token * element)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    outputs = getattr(head, "out_features", 0) or 0
+    total += tokens * outputs * 4 * LOGIT_COPIES  # the loss upcasts logits to float32
+    return total
+
+
+def available(device: str) -> int | None:
+    """Bytes free for this process on `device` (None: cannot tell)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    free = _meminfo_available()
+    limit = _cgroup_room()
+    options = [b for b in (free, limit) if b is not None]
+    return min(options) if options else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_room() -> int | None:
+    """A container's memory limit less what it already uses (cgroup v2)."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        limit = (base / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((base / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Estimate:
+    """Refuse (GaverifyError, exit 2) a run whose estimate exceeds the free
+    memory of `device`; return the estimate otherwise. W processes share the
+    machine's memory, but on CUDA each rank has a GPU of its own: there the
+    check is per device."""
+    guess = estimate(scenario, model, 1 if device.startswith("cuda") else processes)
+    free = available(device)
+    if scenario.memory_check and free is not None and guess.needed > free:
+        raise GaverifyError(
+            f"memory: this run needs about {_size(guess.needed)} more on {device} "
+            f"(parameter-sized state {_size(guess.state)}, activations "
+            f"{_size(guess.activations)}, data {_size(guess.data)}, torch itself "
+            f"{_size(OVERHEAD)}) but {_size(free)} is "
+            "free; lower batch.size or data.length.max, use a smaller model, or set "
+            "memory_check: false to try anyway"
+        )
+    return guess
+
+
+def _size(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.0f} MiB"

@@ -1,0 +1,177 @@
+"""One run of the installed transformers.Trainer, watched step by step.
+
+`train` trains a fresh copy of the initial model with a real Trainer for
+`steps` optimizer steps, on the same samples in the same order (a sequential
+sampler and gaverify's collator, one micro-batch at a time), with the same
+optimizer and a constant learning rate, at per-device batch B/(W*n) and n
+accumulation steps. A pre-step hook on the optimizer hands the gradient the
+Trainer applies (after clipping, in every release) to a watch, and a
+post-step hook the parameters; the losses and grad_norm it logs come back
+in a TrainedRun. `plan_runs` says which runs a scenario needs. Shared by the
+one-process (single.py) and W-process (ranks.py) backends; release
+differences live in compat.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Protocol
+
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS, TrainerVariant
+from gaverify.accumulation.variants import call_user_loss
+from gaverify.backends.setup import Setup
+from gaverify.backends.trainer import compat
+from gaverify.backends.watch import TrainedRun
+from gaverify.data.collate import model_batch
+from gaverify.errors import GaverifyError
+from gaverify.measure.compare import trainable
+from gaverify.model.calls import keep_eval_mode
+from gaverify.model.optim import build_optimizer
+from gaverify.progress import Progress
+
+
+class Watch(Protocol):
+    """What sees each optimizer step of a run (backends/watch.py)."""
+
+    def gradient(self, model: Any) -> None: ...
+
+    def parameters(self, params: list[Any]) -> None: ...
+
+
+class _SequentialTrainer(Trainer):
+    """The installed Trainer, reading the data set in order (a shuffled
+    order would differ between batch sizes) and keeping what each training
+    step returns, which is what its logged loss is summed from."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gaverify_returned: list[float] = []
+
+    def _get_train_sampler(self, *args: Any, **kwargs: Any):
+        return SequentialSampler(args[0] if args and args[0] is not None else self.train_dataset)
+
+    def training_step(self, *args: Any, **kwargs: Any):
+        loss = super().training_step(*args, **kwargs)
+        self.gaverify_returned.append(float(loss))
+        return loss
+
+
+class _Logs(TrainerCallback):
+    """Keeps every per-step log (the ones with a loss) and reports progress."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.logs: list[dict[str, float]] = []
+        self.progress, self.label = progress, label
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.logs.append(dict(logs))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress.advance(f"{self.label} step {state.global_step}")
+
+
+def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, TrainerVariant]]:
+    """The variants, the (N, variant) runs, and the reference runs they need:
+    the built-ins share one, the Trainer as installed at N=1."""
+    variants: dict[str, TrainerVariant] = setup.variants
+    if any(v.compute_loss_func for v in variants.values()) and not compat.takes_compute_loss_func():
+        raise GaverifyError(
+            f"variants: a compute_loss_func needs transformers >= 4.46 (the Trainer's "
+            f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
+        )
+    scenario = setup.scenario
+    plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
+    installed = TRAINER_VARIANTS.get("installed")
+    references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
+    return variants, plan, references
+
+
+def train(
+    setup: Setup,
+    variant: TrainerVariant,
+    n: int,
+    watch: Watch,
+    progress: Progress,
+    label: str,
+    world: int = 1,
+    combine: Callable[[list[float]], list[float]] = list,
+) -> TrainedRun:
+    """Train a fresh copy of the model with the Trainer at accumulation `n`
+    (on `world` processes when run by a rank); `watch` sees the gradient
+    before and the parameters after every step. `combine` turns this
+    process's returned losses of a step into what the log is computed from."""
+    scenario = setup.scenario
+    model = copy.deepcopy(setup.built.model)
+    if not scenario.model.dropout:
+        keep_eval_mode(model)
+    params = trainable(model)
+    optimizer = build_optimizer(scenario.optimizer, params)
+    optimizer.register_step_pre_hook(lambda *_: watch.gradient(model))
+    optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
+    logs = _Logs(progress, label)
+    out = TrainedRun()
+    with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
+        cpu = setup.device == "cpu"
+        args = compat.training_arguments(scenario, n, tmp, cpu, world, variant.args)
+        extra = {}
+        if variant.compute_loss_func:
+            extra["compute_loss_func"] = partial(
+                call_user_loss, variant.name, variant.compute_loss_func
+            )
+        trainer = _SequentialTrainer(
+            model=model,
+            args=args,
+            train_dataset=[sample for step in setup.steps for sample in step],
+            # model-ready batches: a QA head's labels are start and end positions,
+            # and the Trainer counts items only in a `labels` key, as with real data
+            data_collator=lambda samples: model_batch(setup.task, setup.collate(samples)),
+            optimizers=(optimizer, None),
+            callbacks=[logs],
+            **extra,
+        )
+        for quiet in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(quiet)
+        if variant.accepts_loss_kwargs is not None:
+            out.notes.append(compat.force_loss_kwargs(trainer, variant.accepts_loss_kwargs))
+        try:
+            trainer.train()
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise GaverifyError(
+                f"trainer: transformers.Trainer failed ({label}): {type(exc).__name__}: {exc}"
+            ) from exc
+    if len(logs.logs) != scenario.steps:
+        raise GaverifyError(
+            f"trainer: the Trainer logged {len(logs.logs)} steps, not {scenario.steps} ({label})"
+        )
+    returned = trainer.gaverify_returned
+    for step, log in enumerate(logs.logs):
+        loss, note = compat.logged_loss(
+            log.get("loss"), combine(returned[step * n : (step + 1) * n])
+        )
+        out.losses.append(loss)
+        out.grad_norms.append(log.get("grad_norm"))
+        if note:
+            out.notes.append(note)
+    return out
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """The Trainer's info chatter is not ours to print."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)

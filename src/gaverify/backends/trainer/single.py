@@ -1,0 +1,52 @@
+"""The trainer backend in one process: the installed Trainer, GA off vs on.
+
+A variant's reference is the Trainer at per-device batch B and
+gradient_accumulation_steps=1 (the built-ins share one; your
+compute_loss_func gets its own, so it is measured against itself on the
+full batch); each (N, variant) run uses batch B/N and N accumulation steps.
+Runs are compared step by step as they train (backends/watch.py), into the
+same Measurements as every other backend.
+"""
+
+from __future__ import annotations
+
+from gaverify.accumulation.trainer_variants import resolve_trainer_variant
+from gaverify.backends.kit import Run
+from gaverify.backends.trainer import compat
+from gaverify.backends.trainer.engine import plan_runs, quiet, train
+from gaverify.backends.watch import CompareWithReference, KeepReference, TrainedRun, add_rows
+from gaverify.measure.results import Trace
+from gaverify.progress import Progress
+from gaverify.spec.schema import Scenario
+
+
+def run(scenario: Scenario, progress: Progress) -> Trace:
+    """Train with the Trainer at N=1 and at every N, per variant, and measure each step."""
+    header = (
+        f"backend: transformers {compat.installed_version()} Trainer; reference: "
+        f"gradient_accumulation_steps=1, batch {scenario.batch.size}"
+    )
+    refs: dict[str, tuple[TrainedRun, KeepReference]] = {}
+    run = Run(
+        scenario,
+        progress,
+        resolve_trainer_variant,
+        header=[header],
+        late_notes=lambda: [note for ref, _ in refs.values() for note in ref.notes],
+    )
+    setup = run.setup
+    variants, plan, references = plan_runs(setup)
+    progress.start(scenario.steps * (len(references) + len(plan)))
+    with run.recording(), quiet():
+        for key, variant in references.items():
+            keep = KeepReference()
+            refs[key] = (train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
+        counts = {n: setup.item_counts(n) for n in scenario.batch.accumulation}
+        for n, name in plan:
+            variant = variants[name]
+            ref, keep = refs[variant.reference]
+            watch = CompareWithReference(keep, run.fitter, n, name)
+            got = train(setup, variant, n, watch, progress, f"N={n} {name}")
+            add_rows(run, n, name, counts[n], ref, got, watch)
+            run.notes.extend(got.notes)
+    return run.trace()

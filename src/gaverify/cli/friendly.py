@@ -1,0 +1,44 @@
+"""How the CLI reports failures: known errors become short messages, exit 2.
+
+A GaverifyError (bad scenario, unknown name, unavailable device) is the
+user's to fix: its lines go to stderr with no traceback. `--debug` or
+GAVERIFY_DEBUG=1 re-raises it so the traceback shows. Ctrl-C outside a run
+is one line and exit 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from gaverify.errors import EXIT_INTERRUPTED, EXIT_USAGE, GaverifyError
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so known errors print one line each and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False) or os.environ.get("GAVERIFY_DEBUG") == "1"
+        try:
+            return command(*args, **kwargs)
+        except GaverifyError as exc:
+            if debug:
+                raise
+            from gaverify.report.terminal import print_error
+
+            print_error(exc.lines())
+            raise typer.Exit(EXIT_USAGE) from None
+        except KeyboardInterrupt:  # outside a run (which keeps its results and exits 130 itself)
+            if debug:
+                raise
+            from gaverify.report.terminal import print_error
+
+            print_error(["interrupted (Ctrl-C)"])
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper

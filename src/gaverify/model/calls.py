@@ -1,0 +1,87 @@
+"""Calling a model as a training loop does: its inputs, its outputs, its mode.
+
+`forward` runs one collated batch (labels in only when the model's own loss
+is wanted); `logits_of` and `loss_of` read what came back, whatever its
+form; `keep_eval_mode` keeps dropout off when a trainer calls model.train().
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from typing import Any
+
+from gaverify.errors import GaverifyError
+from gaverify.tasks.heads import Task
+
+
+@cache
+def forward_parameters(cls: type) -> tuple[inspect.Parameter, ...]:
+    """The parameters of cls.forward (looked up once per model class, not
+    once per micro-batch)."""
+    return tuple(inspect.signature(cls.forward).parameters.values())
+
+
+def takes(model: Any, name: str) -> bool:
+    """Whether model.forward names the parameter `name` explicitly."""
+    return any(p.name == name for p in forward_parameters(type(model)))
+
+
+def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = False, **extra):
+    """model(**inputs) for one collated batch. Labels go in only when the
+    model's own loss is wanted; seq2seq decoders then get their inputs from
+    the labels, shifted right, exactly as the model would do itself."""
+    # DistributedDataParallel is called as the model, but its forward takes
+    # anything: what the model accepts is read from the module it wraps.
+    inner = model.module if type(model).__name__ == "DistributedDataParallel" else model
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if with_labels:
+        inputs.update(task.model_labels(batch["labels"]))
+    elif task.layout == "target":
+        inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
+            labels=batch["labels"]
+        )
+    if takes(inner, "use_cache"):
+        inputs["use_cache"] = False
+    try:
+        return model(**inputs, **extra)
+    except (ValueError, TypeError, IndexError) as exc:
+        # The model refused these inputs: a scenario problem, not a crash.
+        raise GaverifyError(f"model: {type(model).__name__} cannot run this batch: {exc}") from exc
+
+
+def logits_of(outputs: Any):
+    """Logits from a ModelOutput, a tuple, or a bare tensor (factory models).
+    A QA head's start and end logits come stacked: (batch, width, 2)."""
+    if getattr(outputs, "start_logits", None) is not None:
+        import torch
+
+        return torch.stack((outputs.start_logits, outputs.end_logits), dim=-1)
+    if hasattr(outputs, "logits"):
+        return outputs.logits
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+def loss_of(outputs: Any):
+    """The loss a model returned when given labels."""
+    loss = getattr(outputs, "loss", None)
+    if loss is None and isinstance(outputs, dict):
+        loss = outputs.get("loss")
+    if loss is None:
+        raise GaverifyError("variants: 'model' needs a model that returns a loss given labels")
+    return loss
+
+
+def keep_eval_mode(model: Any) -> None:
+    """Trainers (and users' loops) call model.train() before every step; with
+    dropout off the runs must stay deterministic, so this model's train()
+    keeps eval mode."""
+    import types
+
+    import torch
+
+    def train(self, mode: bool = True):
+        return torch.nn.Module.train(self, False)
+
+    model.train = types.MethodType(train, model)
+    model.eval()

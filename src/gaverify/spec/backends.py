@@ -1,0 +1,142 @@
+"""Every backend a scenario can name, declared once: what it runs and what it accepts.
+
+A backend is one module in gaverify/backends (how it trains, where it reads
+gradients) plus one entry here that declares everything else: its variants,
+default variants, modes, process counts, the memory it holds, and the
+scenario keys only it reads. The schema, the memory guard, `gaverify list`
+and the runner all read these entries; none of them names a backend. The
+run function is an import path, resolved only when a run starts, so naming
+a backend in a scenario (and validating it) imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gaverify.accumulation.ddp_variants import DDP_VARIANTS
+from gaverify.accumulation.lightning_variants import LIGHTNING_VARIANTS
+from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS
+from gaverify.accumulation.variants import VARIANTS
+from gaverify.registry import Registry
+
+# (scenario, the optimizer's state slots per parameter) -> parameter-sized
+# tensors one process holds at its peak beyond the model itself
+Copies = Callable[[Any, int], int]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend: where its run function lives and what a scenario may ask of it."""
+
+    run: str  # module:function, (scenario, progress) -> Trace
+    summary: str
+    variants: Registry[Any]  # the variant names it understands (module:function besides)
+    default_variants: tuple[str, ...]
+    modes: tuple[str, ...]  # the first is the default
+    processes: tuple[int, int, int]  # worker processes: (default, least, most)
+    copies: Copies  # what the memory guard counts
+    copies_summary: str
+    custom_variants: bool = True  # whether module:function variants (your loss) can run
+    custom_summary: str = "your compute_loss_func(outputs, labels, num_items_in_batch)"
+    # The scenario key whose import path is the one thing this backend measures
+    # (loop: "loop.step"): it is the only variant, and a scenario's own
+    # variants, written for another backend, are set aside with a note.
+    own_variant: str | None = None
+    reads: tuple[str, ...] = ()  # scenario keys (section.field) only this backend uses
+
+
+def runs(scenario: Any) -> int:
+    """The (N, variant) runs of a scenario."""
+    return len(scenario.batch.accumulation) * len(scenario.variants or ())
+
+
+def _trained_runs(scenario: Any, k: int) -> int:
+    # the reference run's gradient and parameters per step, and the run's model copy
+    return 2 * scenario.steps + 3 + k
+
+
+BACKENDS: Registry[Backend] = Registry("backend")
+BACKENDS.add(
+    "reference",
+    Backend(
+        "gaverify.backends.reference:run",
+        "gaverify's own explicit accumulation loop (the core)",
+        VARIANTS,
+        ("naive", "fixed"),
+        ("lockstep", "trajectory"),
+        (1, 1, 1),
+        lambda s, k: (1 + k + 1 + 2) if s.mode != "trajectory" else (1 + k) + (2 + k) * runs(s),
+        "gradient + optimizer state + the reference + 2 shared buffers; trajectory: a copy per run",
+    ),
+)
+BACKENDS.add(
+    "trainer",
+    Backend(
+        "gaverify.backends.trainer:run",
+        "the installed transformers.Trainer, gradient_accumulation_steps 1 vs N (on W "
+        "processes with distributed.processes: W)",
+        TRAINER_VARIANTS,
+        ("installed", "pre-fix"),
+        ("trajectory",),
+        (1, 1, 64),
+        _trained_runs,
+        "the reference run's gradients and parameters per step, and the Trainer's model copy",
+        reads=("trainer.args",),
+    ),
+)
+BACKENDS.add(
+    "ddp",
+    Backend(
+        "gaverify.backends.ddp:run",
+        "DistributedDataParallel over W processes (torchrun's launcher; gloo on CPU, NCCL on "
+        "CUDA), full batch in one process vs W ranks x N micro-batches",
+        DDP_VARIANTS,
+        ("local-count", "global-count"),
+        ("lockstep", "trajectory"),
+        (2, 2, 64),
+        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + runs(s)),
+        "per rank: gradient + DDP buckets + optimizer state + the reference",
+        custom_variants=False,
+    ),
+)
+BACKENDS.add(
+    "loop",
+    Backend(
+        "gaverify.backends.loop:run",
+        "your own accumulation step (loop.step: module:function), called with the full batch "
+        "as one micro-batch and with N micro-batches",
+        Registry("loop variant"),
+        (),
+        ("lockstep", "trajectory"),
+        (1, 1, 1),
+        lambda s, k: (
+            (4 + 3 * k)
+            if s.mode != "trajectory"
+            else (1 + k) + 1 + (2 + k) * len(s.batch.accumulation)
+        ),
+        "gradient + optimizer state + two saved states (before and after the step) + the "
+        "reference's gradient; trajectory: a copy per N",
+        custom_variants=False,
+        own_variant="loop.step",
+    ),
+)
+BACKENDS.add(
+    "lightning",
+    Backend(
+        "gaverify.backends.lightning:run",
+        "the installed PyTorch Lightning Trainer (extra: gaverify[lightning]), "
+        "accumulate_grad_batches 1 vs N",
+        LIGHTNING_VARIANTS,
+        ("installed",),
+        ("trajectory",),
+        (1, 1, 1),
+        _trained_runs,
+        "the reference run's gradients and parameters per step, and the run's model copy",
+        custom_summary="your LightningModule, built as Class(model)",
+    ),
+)
+
+# tolerance: auto calibrates on this backend's correct loop, reordered
+CALIBRATION = ("reference", "fixed-reordered")
