@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gaverify.accumulation.variants import Window, weighted_loss
 from gaverify.measure.compare import trainable
 from gaverify.measure.results import GradientFit
+from gaverify.measure.verdict import gradient_diverges
 
 SKETCH_DIM = 256
 CHUNK = 1 << 18  # elements per temporary: cache-sized, 20x faster than whole tensors
@@ -88,8 +90,6 @@ def micro_batch_sketches(
     .grad is left as it was."""
     import torch
 
-    from gaverify.accumulation.variants import Window, weighted_loss
-
     params = trainable(model)
     saved = [p.grad for p in params]
     rows = []
@@ -131,8 +131,6 @@ class GradientFitter:
     def wants(self, n: int, variant: str, comparison: Any) -> bool:
         """Whether to fit: this gradient diverges beyond the scenario's
         tolerance (finitely) and this (N, variant) has no fit yet."""
-        from gaverify.measure.verdict import gradient_diverges
-
         if (n, variant) in self.fits:
             return False
         return gradient_diverges(comparison, self.setup.scenario.tolerance)

@@ -19,6 +19,9 @@ from gaverify.errors import GaverifyError
 from gaverify.measure.results import READABLE_VERSIONS, RunResult, RunSet
 from gaverify.output import write_atomic
 from gaverify.registry import Registry
+from gaverify.report.junit import junit_xml
+from gaverify.report.markdown import markdown_reports
+from gaverify.report.plot import plot_png
 
 
 def _json(runset: RunSet) -> list[str | bytes]:
@@ -30,20 +33,14 @@ def _json(runset: RunSet) -> list[str | bytes]:
 
 
 def _junit(runset: RunSet) -> list[str | bytes]:
-    from gaverify.report.junit import junit_xml
-
     return [junit_xml(runset.results)]
 
 
 def _markdown(runset: RunSet) -> list[str | bytes]:
-    from gaverify.report.markdown import markdown_reports
-
     return [markdown_reports(runset.results)]
 
 
 def _plot(runset: RunSet) -> list[str | bytes]:
-    from gaverify.report.plot import plot_png
-
     return [plot_png(r) for r in runset.results]
 
 

@@ -1,4 +1,4 @@
-"""All terminal output: tables, summaries, errors and the progress bar (rich).
+"""All terminal output: results, summaries, errors and the progress bar (rich).
 
 Core modules return values; this module turns them into text. Results go to
 stdout, errors and progress to stderr, so `gaverify run > out.txt` captures
@@ -19,140 +19,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from gaverify.errors import GaverifyError
-from gaverify.measure.results import Diagnosis, Row, RunResult, RunSet, VariantSummary
+from gaverify.measure.results import RunResult, RunSet
 from gaverify.progress import Progress
+from gaverify.report.table import (
+    STYLE,
+    calibration_line,
+    diagnosis_line,
+    layer_table,
+    result_table,
+    summary_lines,
+)
 
 # Rich falls back to 80 columns when stdout is not a terminal; reports piped
 # to a file or a CI log get 100, so the trajectory table does not wrap.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 100
 out = Console(highlight=False, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line
-
-_STYLE = {"pass": "bold green", "fail": "bold red", "non-finite": "bold magenta"}
-
-
-def _sci(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1e}"
-
-
-def _verdict(v: str) -> str:
-    return f"[{_STYLE[v]}]{v.upper()}[/]"
-
-
-def _short(variant: str) -> str:
-    """A user loss `module:function` is shown by its function name in the
-    table (to keep it narrow); summaries and JSON carry the full path."""
-    return variant.rpartition(":")[2]
-
-
-def _cell(row: Row, metric: str, text: str) -> str:
-    return f"[red]{text}[/]" if metric in row.exceeded else text
-
-
-# (header, right-aligned) per column; two-line headers keep the table narrow
-# enough for an 80-column terminal.
-_COLUMNS = [
-    ("step", True),
-    ("N", True),
-    ("variant", False),
-    ("loss\nfull", True),
-    ("loss\nGA", True),
-    ("loss\nrel Δ", True),
-    ("|g|\nfull", True),
-    ("|g|\nGA", True),
-    ("|g|\nrel Δ", True),
-    ("grad\nrel-L2", True),
-]
-
-
-def result_table(result: RunResult) -> Table:
-    """The per-step table: one row per step x N x variant. Cells over their
-    tolerance are red; cosine is judged too but lives in the JSON."""
-    trajectory = result.scenario["mode"] == "trajectory"
-    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
-    for header, right in _COLUMNS + ([("max\n|Δp|", True)] if trajectory else []):
-        table.add_column(header, justify="right" if right else "left", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    for i, row in enumerate(result.rows):
-        if i and row.step != result.rows[i - 1].step:
-            table.add_section()
-        cells = [
-            str(row.step),
-            str(row.n),
-            escape(_short(row.variant)),
-            f"{row.loss_full:.5f}",
-            f"{row.loss_ga:.5f}",
-            _cell(row, "loss_rel", _sci(row.loss_rel)),
-            f"{row.grad_norm_full:.4g}",
-            f"{row.grad_norm_ga:.4g}",
-            _cell(row, "grad_norm_rel", _sci(row.grad_norm_rel)),
-            _cell(row, "grad_rel_l2", _sci(row.grad_rel_l2)),
-        ]
-        if trajectory:
-            cells.append(_cell(row, "param_max_abs", _sci(row.param_max_abs)))
-        table.add_row(*cells, _verdict(row.verdict))
-    return table
-
-
-def layer_table(result: RunResult) -> Table:
-    """The layer view: the parameters whose gradients diverge most, at each
-    (N, variant)'s worst step."""
-    table = Table(title="layers diverging most (worst step of each N x variant)",
-                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))  # fmt: skip
-    for header in ("variant", "N", "step", "parameter", "rel-L2", "|g| full", "|g| GA"):
-        table.add_column(header, no_wrap=header != "parameter")
-    for row in result.worst_layer_rows():
-        for i, layer in enumerate(row.layers or []):
-            first = i == 0
-            table.add_row(
-                escape(_short(row.variant)) if first else "",
-                str(row.n) if first else "",
-                str(row.step) if first else "",
-                escape(layer.name),
-                _sci(layer.rel_l2),
-                f"{layer.norm_full:.3g}",
-                f"{layer.norm_ga:.3g}",
-            )
-        table.add_section()
-    return table
-
-
-def summary_lines(s: VariantSummary, rows: list[Row], tolerance: dict[str, float]) -> list[str]:
-    """A few lines per variant: verdict against expectation, the headline
-    figures (worst gradient and loss divergence), the metrics over tolerance."""
-    mark = "as expected" if s.met else "[bold red]NOT as expected[/]"
-    over = sorted({m for r in rows if r.variant == s.variant for m in r.exceeded})
-    figures = ", ".join(
-        f"{label} {_sci(s.worst[k])} (tol {_sci(tolerance[k])})"
-        for k, label in [("grad_rel_l2", "grad rel-L2"), ("loss_rel", "loss rel Δ")]
-        if k in s.worst
-    )
-    lines = [
-        f"{escape(s.variant)}: {_verdict(s.verdict)}, {mark} (expect {s.expected}): "
-        f"{s.rows_failed}/{s.rows} rows over tolerance",
-        f"  worst {figures}",
-    ]
-    return lines + ([f"  over tolerance: {escape(', '.join(over))}"] if over else [])
-
-
-def calibration_line(result: RunResult) -> str:
-    """How tolerance: auto set the tolerances (noise floor x factor)."""
-    cal = result.calibration
-    assert cal is not None
-    parts = ", ".join(
-        f"{k} {_sci(result.tolerance[k])} (noise {_sci(v)})" for k, v in cal.noise.items()
-    )
-    return f"tolerance: auto ({cal.factor:g} x the noise of {cal.method}): {parts}"
-
-
-def diagnosis_line(d: Diagnosis) -> str:
-    """One line: which pattern explains a failing (N, variant), and its evidence."""
-    also = f" (also consistent: {', '.join(d.also)})" if d.also else ""
-    weights = ""
-    if d.fit:
-        shown = ", ".join(f"{w:.4g}" for w in d.fit.weights)
-        weights = f"; fitted weights x1/T {shown} for items {', '.join(map(str, d.fit.counts))}"
-    return f"N={d.n}: {d.pattern} (step {d.step}): {d.detail}{weights}{also}"
 
 
 def print_result(result: RunResult, console: Console = out) -> None:
@@ -227,7 +109,7 @@ def print_summary(runset: RunSet, console: Console = out) -> None:
             f"{sum(s.met for s in r.variants)}/{len(r.variants)}",
             escape(", ".join(failing)) or "-",
             f"{r.timings['total_s']:.1f} s",
-            f"[{_STYLE['pass' if r.ok else 'fail']}]{r.exit_code}[/]",
+            f"[{STYLE['pass' if r.ok else 'fail']}]{r.exit_code}[/]",
         )
     for e in runset.errors:
         table.add_row(escape(e.scenario), "-", "-", escape(e.message), "-", "[bold magenta]2[/]")

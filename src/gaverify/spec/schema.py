@@ -17,6 +17,12 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from gaverify.imports import is_import_path
 from gaverify.spec.backends import BACKENDS
+from gaverify.spec.constraints import (
+    other_backends_keys,
+    process_problem,
+    task_problem,
+    value_at,
+)
 from gaverify.spec.sections import (
     TINY_LLAMA,
     BatchSpec,
@@ -30,7 +36,6 @@ from gaverify.spec.sections import (
     TrainerSpec,
 )
 from gaverify.spec.tolerances import DEFAULT_TOLERANCES, Tolerance
-from gaverify.tasks.heads import TASKS
 
 Verdict = Literal["pass", "fail"]
 Dtype = Literal["float32", "float64", "bfloat16"]
@@ -156,7 +161,7 @@ class Scenario(Section):
             self.variants = list(backend.default_variants)
         if self.mode is None:
             self.mode = backend.modes[0]
-        problem = _other_backends_keys(self) or _process_problem(self)
+        problem = other_backends_keys(self) or process_problem(self)
         if problem:
             raise ValueError(problem)
         strays = sorted(set(self.variant_expect) - set(self.variants))
@@ -165,7 +170,7 @@ class Scenario(Section):
                 f"variant_expect names {', '.join(strays)}, which is not among variants "
                 f"{self.variants}"
             )
-        problem = _task_problem(self)
+        problem = task_problem(self)
         if problem:
             raise ValueError(problem)
         if self.data.source == "synthetic" and self.data.samples < self.batch.size:
@@ -183,7 +188,7 @@ class Scenario(Section):
         """A backend that measures one named function (loop.step): that is the
         only variant. Variants and per-variant expectations written for another
         backend are set aside, so `--set backend=loop` works on any scenario."""
-        path = _value(self, key)
+        path = value_at(self, key)
         if path is None:
             raise ValueError(
                 f"{key}: backend '{self.backend}' needs {key}: module:function "
@@ -227,93 +232,3 @@ class Scenario(Section):
         """The directory of the scenario file (None for the built-in scenario):
         relative data paths and user modules are looked up there."""
         return self._source_dir
-
-
-def _process_problem(scenario: Scenario) -> str | None:
-    """What is wrong with the number of processes for this backend and batch, if anything."""
-    default, least, most = BACKENDS.get(scenario.backend).processes
-    spec = scenario.distributed
-    if spec.processes is None:
-        spec.processes = default
-    w = spec.processes
-    if most == 1 and w > 1:
-        return (
-            f"distributed.processes: backend '{scenario.backend}' runs in one process; "
-            "use backend: ddp for several"
-        )
-    if w < least:
-        return f"distributed.processes: backend '{scenario.backend}' needs {least} or more, not {w}"
-    known = BACKENDS.get(scenario.backend).variants
-    for name in scenario.variants or []:
-        if name in known and known.get(name).processes > w:
-            return f"variants: {name} compares counts across processes: set distributed.processes"
-    for n in scenario.batch.accumulation:
-        if scenario.batch.size % (w * n):
-            return (
-                f"batch.accumulation: N={n} on {w} processes needs batch.size divisible by "
-                f"{w * n} (W x N micro-batches), not {scenario.batch.size}"
-            )
-    return None
-
-
-def _task_problem(scenario: Scenario) -> str | None:
-    """What the task cannot do with this data or these variants, if anything."""
-    task = TASKS.get(scenario.model.task)
-    data = scenario.data
-    if not task.columns and data.source != "synthetic":
-        return f"data.source: {task.name} runs on synthetic data only, not {data.source}"
-    strays = sorted(set(data.columns) - set(task.columns))
-    if data.source == "synthetic" and data.columns:
-        return "data.columns is not used with source: synthetic"
-    if strays:
-        return f"data.columns: {task.name} reads columns {list(task.columns)}, not {strays}"
-    if data.source == "text" and task.columns != ("text",):
-        return (
-            f"data.source: a text file has no {' or '.join(task.columns[1:])} column for "
-            f"{task.name}; use source: jsonl or datasets"
-        )
-    if data.packed and not task.packable:
-        return f"data.packed: {task.name} cannot be packed (its attention sees every token)"
-    smoothing = scenario.loss.label_smoothing
-    if smoothing and not task.smoothable:
-        return f"loss.label_smoothing: {task.name} has no cross-entropy to smooth"
-    return _variant_problem(scenario)
-
-
-def _value(scenario: Scenario, key: str) -> object:
-    """The value at a dotted scenario key (section.field)."""
-    section, _, field = key.partition(".")
-    return getattr(getattr(scenario, section), field)
-
-
-def _other_backends_keys(scenario: Scenario) -> str | None:
-    """A key set that only another backend reads (declared in spec/backends.py)."""
-    for name, backend in BACKENDS.items():
-        keys = [*backend.reads, *([backend.own_variant] if backend.own_variant else [])]
-        for key in keys:
-            if name != scenario.backend and _value(scenario, key):
-                return f"{key} is only used with backend: {name}"
-    return None
-
-
-def _variant_problem(scenario: Scenario) -> str | None:
-    """What a chosen variant's declaration refuses, or a key set that only a
-    variant not chosen reads."""
-    known = BACKENDS.get(scenario.backend).variants
-    for name in scenario.variants or []:
-        if name not in known:
-            continue
-        variant = known.get(name)
-        if variant.reads and not _value(scenario, variant.reads):
-            return f"variants: {name} needs {variant.reads}: module:function"
-        problem = variant.check(scenario) if variant.check else None
-        if problem:
-            return problem
-    for backend_name, backend in BACKENDS.items():
-        for name, variant in backend.variants.items():
-            chosen = backend_name == scenario.backend and name in (scenario.variants or [])
-            if variant.reads and _value(scenario, variant.reads) and not chosen:
-                return (
-                    f"{variant.reads} is only used by the {name} variant of backend {backend_name}"
-                )
-    return None
