@@ -21,6 +21,23 @@ def sum_over_count(outputs, labels, num_items_in_batch):
     return summed / num_items_in_batch
 
 
+def class_weighted_over_count(outputs, labels, num_items_in_batch):
+    """Correct, though not the plain token loss: each token's loss weighted by
+    its class (1 to 3 by token id), summed, over the window's item count. It
+    is judged against itself on the full batch, so it passes."""
+    logits = outputs.logits[:, :-1].float()
+    vocab = logits.shape[-1]
+    weights = 1 + 2 * torch.arange(vocab, device=logits.device) / vocab
+    summed = F.cross_entropy(
+        logits.reshape(-1, vocab),
+        labels[:, 1:].reshape(-1),
+        weight=weights,
+        ignore_index=-100,
+        reduction="sum",
+    )
+    return summed / num_items_in_batch
+
+
 def mean_per_micro_batch(outputs, labels, num_items_in_batch):
     """Wrong: each micro-batch's own mean, num_items_in_batch ignored. Since a
     compute_loss_func is trusted to be normalised, nothing divides it by N."""

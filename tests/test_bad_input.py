@@ -68,6 +68,8 @@ CASES = {
     "loop-step-raising": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:raises"]),
     "loop-step-not-stepping": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:idle"]),
     "loop-step-not-a-number": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:text"]),
+    "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
+    "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),
 }
 
 

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -386,6 +387,64 @@ def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
     results = data["results"]
     assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
     assert len(results) == 1 or results[1]["interrupted"]  # rows of the long one, if any came
+
+
+def test_sigterm_keeps_the_finished_rows_writes_the_reports_and_exits_143(tmp_path):
+    short, long = tmp_path / "short.yaml", tmp_path / "long.yaml"
+    short.write_text("name: short\nsteps: 1\n")
+    long.write_text("name: long\nsteps: 400\n")
+    out = tmp_path / "both.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "gaverify", "run", str(short), str(long), "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # the short scenario's closing line: the long one is running
+        if line.startswith("OK:"):
+            break
+    time.sleep(3)  # the long one's model is built and some of its steps are done
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)  # what a CI cancel or a scheduler's time limit sends
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 3
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "interrupted (SIGTERM)" in stderr
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["exit_code"] == 143
+    results = data["results"]
+    assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
+    if len(results) > 1:  # rows of the long one, if any came
+        assert results[1]["exit_code"] == 143
+        assert "INTERRUPTED: stopped by SIGTERM after" in stdout
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_an_unwritable_report_path_is_refused_before_any_training(tmp_path):
+    (tmp_path / "taken").write_text("a file\n")
+    started = time.monotonic()
+    result = invoke("run", "--json", str(tmp_path / "taken" / "out.json"))
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in result.output
+    assert time.monotonic() - started < 3
+    made = tmp_path / "new" / "deeper" / "out.json"  # missing folders are created
+    assert invoke("run", *SMALL, "--json", str(made)).exit_code == 0 and made.exists()
+
+
+def test_quiet_prints_the_summaries_and_the_final_line_only():
+    result = invoke("run", *SMALL, "-q")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("naive: FAIL, as expected") and lines[-1].startswith("OK: 2/2")
+    assert not any(line.startswith(("note:", "default:")) for line in lines)
+    full = invoke("run", *SMALL, "--no-progress").output
+    assert "note: " in full and "step N variant" in full.replace("  ", " ")
 
 
 def test_a_nan_row_is_non_finite_never_a_pass_and_the_run_goes_on(tmp_path):

@@ -158,6 +158,23 @@ def test_ctrl_c_mid_run_keeps_every_finished_step_and_leaves_no_rank_behind(tmp_
     assert len(data["rows"]) == 4 * len(steps)  # whole steps only: N {1, 2} x 2 variants
 
 
+def test_sigterm_mid_run_is_handled_as_ctrl_c_with_exit_143(tmp_path):
+    out = tmp_path / "partial.json"
+    proc = _start(tmp_path, 30, ["--json", str(out)], start_new_session=True)
+    pids = _rank_pids_once_running(proc, tmp_path, passes=6)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)  # what a CI cancel or a scheduler sends: gaverify alone
+    output, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 3
+    assert proc.returncode == 143, output
+    assert "interrupted (SIGTERM)" in output and "Traceback" not in output
+    assert all(_gone(pid) for pid in pids.values())
+    assert not glob.glob(str(tmp_path / "gaverify-ddp-*"))
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["exit_code"] == 143 and data["rows"]
+    assert len(data["rows"]) == 4 * len({r["step"] for r in data["rows"]})
+
+
 def _folder(tmp_path: Path, statuses: dict[int, dict], failures: dict | None = None) -> Path:
     for rank, status in statuses.items():
         defaults = {"rank": rank, "pid": 1, "passes": 3, "label": "step 1 N=2 x"}

@@ -98,12 +98,50 @@ def _fit(weights, counts, residual=1e-9):
 def test_equal_counts_list_every_pattern_that_fits():
     # With equal counts, 1/T_i = N/T: both names describe the same weights.
     pattern, _, also = name_weights(_fit([2.0, 2.0], [5, 5]), PRECISION["float32"])
-    assert (pattern, also) == ("sum-of-means", ["scaled-by-N", "count-off"])
+    assert (pattern, also) == ("sum-of-means", ["scaled-by-N", "scaled-by-constant"])
 
 
-def test_a_gradient_that_is_no_reweighting_is_unrecognised():
+def test_a_gradient_that_is_no_reweighting_names_what_can_cause_it():
     pattern, detail, _ = name_weights(_fit([1.0, 1.0], [3, 5], residual=0.3), 1e-3)
     assert pattern == "unrecognised" and "no weighted sum" in detail
+    assert "(fit residual 3.0e-01)" in detail
+    for cause in ("dropout", "BatchNorm", "MoE router's load-balancing loss", "z-loss"):
+        assert cause in detail
+
+
+def _diagnosed(fits, **rows):
+    out = [_row(n=f.n, items_micro=f.counts, items_full=sum(f.counts), **rows) for f in fits]
+    return {d.n: d for d in diagnose(out, fits, "float32")}
+
+
+def test_a_factor_that_does_not_change_with_n_is_a_constant():
+    # x4 at N=2 and N=4: at N=4 alone it would read as N; across N it is a constant
+    fits = [_fit([4.0, 4.0], [60, 40]), _fit([4.0] * 4, [30, 30, 20, 20])]
+    found = _diagnosed(fits, grad_rel_l2=3.0)
+    assert {d.pattern for d in found.values()} == {"scaled-by-constant"}
+    assert "scaled-by-N" in found[4].also
+    assert "the loss is 4 times the full batch's whatever N" in found[2].detail
+
+
+def test_a_factor_of_n_is_still_scaled_by_n():
+    fits = [_fit([2.0, 2.0], [60, 40]), _fit([4.0] * 4, [30, 30, 20, 20])]
+    found = _diagnosed(fits, grad_rel_l2=1.0)
+    assert [found[2].pattern, found[4].pattern] == ["scaled-by-N", "scaled-by-N"]
+
+
+def test_a_count_off_by_a_few_items_is_not_called_a_constant():
+    counts = [60, 40]  # T = 100, normalised by 108
+    fits = [_fit([100 / 108] * 2, counts), _fit([100 / 108] * 4, [30, 30, 20, 20])]
+    found = _diagnosed(fits, grad_rel_l2=0.08)
+    assert {d.pattern for d in found.values()} == {"count-off"}
+
+
+def test_with_dropout_on_a_divergence_is_named_as_dropout():
+    fits = [_fit([1.0, 1.0], [60, 40], residual=0.2)]
+    rows = [_row(n=2, items_micro=[60, 40], items_full=100, grad_rel_l2=0.1)]
+    (d,) = diagnose(rows, fits, "float32", dropout=True)
+    assert d.pattern == "dropout" and "draw different dropout masks" in d.detail
+    assert "(the fit alone says unrecognised)" in d.detail
 
 
 def _row(**fields):
@@ -145,3 +183,12 @@ def test_data_parallel_counts_are_named_per_rank():
     assert pattern == "unscaled-by-W" and "average over the 2 ranks is not undone" in detail
     # the same weights from one process are not a rank's doing
     assert name_weights(_fit(per_rank, counts), PRECISION["float32"])[0] == "unrecognised"
+
+
+def test_dropout_on_a_real_model_is_named_as_dropout_not_rounding():
+    from gaverify.spec.loading import load
+
+    result = run_scenario(load("masked-lm", ["model.dropout=true", "steps=1"]))
+    fixed = [d for d in result.diagnoses if d.variant == "fixed"]
+    assert fixed and {d.pattern for d in fixed} == {"dropout"}
+    assert all("rounding" not in d.detail for d in fixed)

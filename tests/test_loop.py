@@ -40,6 +40,15 @@ def test_a_token_weighted_loop_equals_the_full_batch_in_float64(mode):
         assert math.isclose(row.loss_ga, row.loss_full, rel_tol=1e-12)
 
 
+def test_a_loop_whose_loss_is_not_the_token_loss_but_invariant_passes():
+    result = run_scenario(loop_scenario("tests.usercode.loops:scaled_token_weighted"))
+    assert result.exit_code == 0
+    plain = run_scenario(loop_scenario("gaverify.loops:token_weighted"))
+    scaled = {(r.step, r.n): r.loss_full for r in result.rows}
+    for row in plain.rows:  # each reference is the step function's own full batch: x4
+        assert scaled[(row.step, row.n)] == pytest.approx(4 * row.loss_full, rel=1e-5)
+
+
 def test_a_loss_over_n_loop_fails_and_is_diagnosed_as_mean_of_means():
     result = run_scenario(loop_scenario("gaverify.loops:loss_over_n", dtype="float64"))
     assert result.exit_code == 1

@@ -139,7 +139,8 @@ def test_a_lockstep_run_backpropagates_each_micro_batch_once_for_naive_and_fixed
 
 def test_a_variant_with_its_own_loss_code_still_runs_its_own_passes():
     forwards, _ = _forwards(small_scenario(steps=1, variants=["naive", "fixed", "model"]))
-    assert forwards == 1 + 2 * (2 + 4 + 8)
+    # model: its own full batch too (it is judged on its own loss), and its own passes
+    assert forwards == 2 + 2 * (2 + 4 + 8)
 
 
 def test_sweeps_sketch_only_for_unfitted_variants_expected_to_diverge():

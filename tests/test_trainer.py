@@ -111,6 +111,13 @@ def test_user_compute_loss_func_is_judged_by_its_maths():
     assert any(good in note and "heads.py" in note for note in result.notes)
 
 
+def test_a_user_loss_defined_otherwise_but_invariant_passes_against_itself():
+    scaled, weighted = f"{HEADS}:scaled_sum_loss", f"{HEADS}:class_weighted_loss"
+    result = run_scenario(_trainer(steps=2, variants=[scaled, weighted]))
+    assert result.exit_code == 0
+    assert {v.variant: v.verdict for v in result.variants} == {scaled: "pass", weighted: "pass"}
+
+
 def test_user_compute_loss_func_that_raises_is_a_usage_error():
     with pytest.raises(GaverifyError, match="raising_loss raised KeyError"):
         run_scenario(_trainer(steps=1, variants=[f"{HEADS}:raising_loss"]))

@@ -11,6 +11,7 @@ from gaverify.accumulation.variants import (
 from gaverify.backends.reference import run
 from gaverify.errors import GaverifyError, UnknownNameError
 from gaverify.progress import Progress
+from gaverify.runner import run_scenario
 from gaverify.spec.schema import Scenario
 from tests.conftest import small_scenario
 
@@ -131,6 +132,29 @@ def test_custom_loss_that_uses_the_count_passes_and_one_that_ignores_it_fails():
     ran = [note for note in trace.notes if note.startswith("user code ran:")]
     assert len(ran) == 2 and ran[0].startswith(f"user code ran: {good} (")
     assert ran[0].endswith("tests/usercode/heads.py)")
+
+
+@pytest.mark.parametrize("mode", ["lockstep", "trajectory"])
+def test_each_loss_is_judged_against_itself_on_the_full_batch(mode):
+    # x4, and class-weighted: not S/T, but exactly invariant under accumulation
+    scaled, weighted = f"{HEADS}:scaled_sum_loss", f"{HEADS}:class_weighted_loss"
+    ignoring = f"{HEADS}:scaled_mean_loss"  # x4 and the count ignored: still wrong
+    scenario = small_scenario(
+        mode=mode,
+        variants=["fixed", scaled, weighted, ignoring],
+        batch={"accumulation": [2, 4]},
+        variant_expect={ignoring: "fail"},
+    )
+    result = run_scenario(scenario)
+    verdicts = {v.variant: v.verdict for v in result.variants}
+    assert verdicts == {"fixed": "pass", scaled: "pass", weighted: "pass", ignoring: "fail"}
+    assert result.exit_code == 0
+    rows = {(r.step, r.n, r.variant): r for r in result.rows}
+    # each reference is the variant's own loss: 4x the token loss for the scaled one
+    assert rows[(1, 2, scaled)].loss_full == pytest.approx(4 * rows[(1, 2, "fixed")].loss_full)
+    assert {d.pattern for d in result.diagnoses if d.variant == ignoring} == {"sum-of-means"}
+    judged = [n for n in result.notes if "judged against its own loss on the full batch" in n]
+    assert len(judged) == 3 and judged[0].startswith(f"{scaled}: ")
 
 
 @pytest.mark.parametrize(

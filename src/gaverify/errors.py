@@ -14,6 +14,29 @@ EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: a CI cancel, a scheduler's time limit
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (the CLI raises this from its handler): a run stops as
+    on Ctrl-C, keeping what it measured, and exits 143."""
+
+
+def stop_code(stop: BaseException) -> int:
+    """The exit code of a run stopped by `stop`: 143 when SIGTERM is behind it
+    (a backend re-raises a stop as its own interruption, the cause kept as
+    the exception's context), else 130."""
+    seen: BaseException | None = stop
+    while seen is not None:
+        if isinstance(seen, Terminated):
+            return EXIT_TERMINATED
+        seen = seen.__cause__ or seen.__context__
+    return EXIT_INTERRUPTED
+
+
+def stop_name(code: int) -> str:
+    """What stopped a run, from its exit code."""
+    return "SIGTERM" if code == EXIT_TERMINATED else "Ctrl-C"
 
 
 class GaverifyError(Exception):

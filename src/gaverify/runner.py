@@ -21,6 +21,7 @@ from gaverify.errors import (
     EXIT_OK,
     EXIT_USAGE,
     GaverifyError,
+    stop_code,
 )
 from gaverify.measure.diagnosis import diagnose
 from gaverify.measure.results import RunError, RunResult, RunSet
@@ -31,12 +32,12 @@ from gaverify.spec.schema import Scenario
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a scenario; `result` judges the rows measured so far
-    (None when there were none)."""
+    """Ctrl-C or SIGTERM stopped a scenario; `result` judges the rows
+    measured so far (None when there were none); `code` is 130 or 143."""
 
-    def __init__(self, result: RunResult | None):
+    def __init__(self, result: RunResult | None, code: int = EXIT_INTERRUPTED):
         super().__init__()
-        self.result = result
+        self.result, self.code = result, code
 
 
 def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunResult:
@@ -54,12 +55,13 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
         trace = stop.trace if isinstance(stop, Interrupted) else None
         partial = None
         if trace is not None and trace.measurements:
-            partial = _judge(scenario, judged, trace, calibration, started, interrupted=True)
-        raise ScenarioInterrupted(partial) from None
+            partial = _judge(scenario, judged, trace, calibration, started, stop_code(stop))
+        raise ScenarioInterrupted(partial, stop_code(stop)) from None
     return _judge(scenario, judged, trace, calibration, started)
 
 
-def _judge(scenario, judged, trace, calibration, started, interrupted=False) -> RunResult:
+def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> RunResult:
+    """The judged result; `stopped`: the exit code of a stop (130, 143), or 0."""
     rows = [judge_row(m, judged.tolerance) for m in trace.measurements]
     groups, summaries = summarise(rows, judged)
     return RunResult(
@@ -75,9 +77,9 @@ def _judge(scenario, judged, trace, calibration, started, interrupted=False) -> 
         rows=rows,
         groups=groups,
         variants=summaries,
-        diagnoses=diagnose(rows, trace.fits, scenario.dtype),
-        exit_code=EXIT_INTERRUPTED if interrupted else exit_code(groups),
-        interrupted=interrupted,
+        diagnoses=diagnose(rows, trace.fits, scenario.dtype, scenario.model.dropout),
+        exit_code=stopped or exit_code(groups),
+        interrupted=bool(stopped),
         timings={"total_s": round(time.perf_counter() - started, 3)},
     )
 
@@ -91,10 +93,10 @@ def run_scenarios(
 ) -> RunSet:
     """Run each (label, scenario) in turn. A scenario that cannot run (a
     GaverifyError: missing device, failing user code, ...) is recorded and
-    the rest still run. Ctrl-C stops the set: what was measured so far is
-    kept and the exit code is 130. Otherwise: 2 if any could not run, else 1
-    if any missed its expectations, else 0."""
-    results, errors, interrupted = [], [], False
+    the rest still run. Ctrl-C (or SIGTERM) stops the set: what was
+    measured so far is kept and the exit code is 130 (143). Otherwise: 2 if
+    any could not run, else 1 if any missed its expectations, else 0."""
+    results, errors, stopped = [], [], 0
 
     def keep(result: RunResult) -> None:
         result.command = command
@@ -115,10 +117,10 @@ def run_scenarios(
                     raise
                 errors.append(RunError(scenario=label, message="; ".join(exc.lines())))
                 on_error(label, exc)
-    except KeyboardInterrupt:  # in a scenario, or between two (printing one)
-        interrupted = True
-    if interrupted:
-        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # in a scenario, or between two (printing one)
+        stopped = stop.code if isinstance(stop, ScenarioInterrupted) else stop_code(stop)
+    if stopped:
+        code = stopped
     elif errors:
         code = EXIT_USAGE
     else:
@@ -128,5 +130,5 @@ def run_scenarios(
         results=results,
         errors=errors,
         exit_code=code,
-        interrupted=interrupted,
+        interrupted=bool(stopped),
     )

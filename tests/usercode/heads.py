@@ -80,6 +80,33 @@ def per_batch_mean_loss(outputs, labels, num_items_in_batch):
     )
 
 
+def scaled_sum_loss(outputs, labels, num_items_in_batch):
+    """Defined differently from the plain token loss (x4) but exactly
+    accumulation-invariant: it uses the window's count."""
+    return 4 * token_sum_loss(outputs, labels, num_items_in_batch)
+
+
+def class_weighted_loss(outputs, labels, num_items_in_batch):
+    """A class-weighted token loss (weights 1 to 3 by token id) normalised
+    by the window's count: invariant, though it is not S/T."""
+    logits = _logits(outputs)[:, :-1].float()
+    vocab = logits.shape[-1]
+    weights = 1 + 2 * torch.arange(vocab, dtype=logits.dtype, device=logits.device) / vocab
+    summed = F.cross_entropy(
+        logits.reshape(-1, vocab),
+        labels[:, 1:].reshape(-1),
+        weight=weights,
+        ignore_index=-100,
+        reduction="sum",
+    )
+    return summed / num_items_in_batch
+
+
+def scaled_mean_loss(outputs, labels, num_items_in_batch):
+    """Ignores the count (each micro-batch's mean, x4): still wrong."""
+    return 4 * per_batch_mean_loss(outputs, labels, num_items_in_batch)
+
+
 def raising_loss(outputs, labels, num_items_in_batch):
     raise KeyError("no such output")
 

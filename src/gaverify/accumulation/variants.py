@@ -66,6 +66,10 @@ class Variant(Declaration):
     weights: Weights | None = None
     loss: Callable[[Window], Any] | None = None
     reverse: bool = False  # backpropagate the micro-batches last to first
+    # Judged against its own loss on the full batch (one micro-batch, the
+    # whole window's count), not gaverify's token loss S/T: a loss defined
+    # differently (scaled, class-weighted) can still be exactly invariant.
+    own_reference: bool = False
 
 
 def summed_loss(window: Window):
@@ -176,6 +180,7 @@ VARIANTS.add(
         "the model's own loss given num_items_in_batch, as the Trainer passes it",
         "pass",
         loss=model_loss,
+        own_reference=True,
         check=_unsmoothed("model"),
     ),
 )
@@ -197,6 +202,7 @@ VARIANTS.add(
         "through the model's own loss dispatch (given num_items_in_batch)",
         "pass",
         reads="loss.loss_type",
+        own_reference=True,
         check=_unsmoothed("loss-type"),
         build=lambda scenario, search, model: loss_type_variant(
             scenario.loss.loss_type, search, model
@@ -217,6 +223,7 @@ def loss_type_variant(path: str, search: list[Path], model: Any) -> Variant:
         "pass",
         loss=lambda window: dispatch.call(model_loss, window),
         origin=dispatch.origin,
+        own_reference=True,
     )
 
 
@@ -232,7 +239,9 @@ def custom_variant(path: str, search: list[Path]) -> Variant:
         return call_user_loss(path, func, outputs, window.batch["labels"], total)
 
     summary = "your compute_loss_func (as the Trainer calls it)"
-    return Variant(path, summary, "pass", loss=loss, origin=describe(func, path))
+    return Variant(
+        path, summary, "pass", loss=loss, origin=describe(func, path), own_reference=True
+    )
 
 
 def call_user_loss(path: str, func: Callable[..., Any], outputs, labels, num_items_in_batch):

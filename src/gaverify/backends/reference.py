@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gaverify.accumulation.variants import FULL_BATCH, Variant, Window, weighted_loss
@@ -78,12 +79,24 @@ def _optimizer(scenario: Scenario, model: Any):
     return build_optimizer(scenario.optimizer, trainable(model))
 
 
-def full_batch(setup: Setup, model: Any, samples: list) -> float:
-    """Forward and backward the step's samples as one batch (the reference)
-    into the model's .grad; returns its loss."""
+def full_batch(setup: Setup, model: Any, samples: list, variant: Variant = FULL_BATCH) -> float:
+    """Forward and backward the step's samples as one batch with the
+    variant's loss (default: the token loss S/T, the reference of every
+    weight rule) into the model's .grad; returns its loss."""
     batch = [setup.collate(samples)]
-    loss, _ = accumulate(model, batch, FULL_BATCH, setup.task, setup.scenario.loss.label_smoothing)
+    loss, _ = accumulate(model, batch, variant, setup.task, setup.scenario.loss.label_smoothing)
     return loss
+
+
+def _compared_note(run: Run, name: str, own: tuple[float, list], token: tuple[float, list]) -> None:
+    """Information, never the verdict: how a variant's own full-batch loss
+    differs from gaverify's token loss, at the first step (same parameters)."""
+    rel = compare_gradients(token[1], own[1]).rel_l2
+    run.notes.append(
+        f"{name}: judged against its own loss on the full batch; at step 1 that loss is "
+        f"{own[0]:.6g} against the token loss S/T {token[0]:.6g} (gradients differ by "
+        f"rel-L2 {rel:.1e})"
+    )
 
 
 def _lockstep(run: Run) -> None:
@@ -95,25 +108,58 @@ def _lockstep(run: Run) -> None:
         ref_loss = full_batch(setup, model, samples)
         ref_grads = gradients(model)  # kept, not copied: the candidates get fresh .grad
         run.progress.advance(f"step {step} full batch")
+        own: dict[str, tuple[float, list]] = {}  # a variant's own full batch, this step
         for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
             basis = None
             for group in groups(setup.variants):
+                reference, own_grads = (ref_loss, ref_grads), None
+                if setup.variants[group[0]].own_reference:  # such a variant runs alone
+                    if group[0] not in own:
+                        own[group[0]] = _own_full_batch(run, optimizer, samples, group[0])
+                        if step == 1:
+                            _compared_note(run, group[0], own[group[0]], reference)
+                    reference = own[group[0]]
+                    own_grads = reference[1]
                 optimizer.zero_grad(set_to_none=True)
                 for name, loss, counts, grads, swept in _passes(run, n, micro, group):
                     basis = basis or swept
-                    comparison = compare_gradients(ref_grads, grads)
+                    comparison = compare_gradients(reference[1], grads)
                     if run.fitter.wants(n, name, comparison):
-                        run.fitter.fit(step, n, name, model, grads, basis=basis)
-                    run.row(step, n, name, counts, ref_loss, loss, comparison)
+                        at = (lambda g=own_grads: g) if own_grads is not None else None
+                        run.fitter.fit(step, n, name, model, grads, basis=basis, reference=at)
+                    run.row(step, n, name, counts, reference[0], loss, comparison)
                     run.progress.advance(f"step {step} N={n} {name}")
                     del grads  # a shared variant's buffer goes as soon as it is compared
+        own.clear()
+        reference = own_grads = None  # they hold gradients: buffers at the next peak
         if step < len(setup.steps):  # the last update would never be looked at
             for p, g in zip(trainable(model), ref_grads, strict=True):
                 p.grad = g
             optimizer.step()
         del ref_grads  # or it outlives the next step's zero_grad: a buffer more at its peak
         run.fitter.sketch.forget()  # the signs are redrawn if a later step needs them
+
+
+def _full_batch_gradient(run: Run, model: Any, samples: list, name: str) -> list:
+    """A variant's own full-batch gradient at `model`'s parameters, its .grad kept."""
+    saved = [p.grad for p in trainable(model)]
+    for p in trainable(model):
+        p.grad = None
+    full_batch(run.setup, model, samples, run.setup.variants[name])
+    grads = gradients(model)
+    for p, g in zip(trainable(model), saved, strict=True):
+        p.grad = g
+    return grads
+
+
+def _own_full_batch(run: Run, optimizer: Any, samples: list, name: str) -> tuple[float, list]:
+    """A variant's own loss on the full batch and its gradient (not copied:
+    the model's .grad is released to it)."""
+    model = run.setup.built.model
+    optimizer.zero_grad(set_to_none=True)
+    loss = full_batch(run.setup, model, samples, run.setup.variants[name])
+    return loss, gradients(model)
 
 
 def _passes(run: Run, n: int, micro, group: list[str]):
@@ -138,25 +184,37 @@ def _trajectory(run: Run) -> None:
     setup = run.setup
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
-    runs = {}
+    runs, references = {}, {None: (model, _optimizer(scenario, model))}
     for n in scenario.batch.accumulation:
         for name in scenario.variants:
             twin = copy.deepcopy(model)
             runs[(n, name)] = (twin, _optimizer(scenario, twin))
-    optimizer = _optimizer(scenario, model)
+    for name, variant in setup.variants.items():  # a reference run of its own loss
+        if variant.own_reference:
+            twin = copy.deepcopy(model)
+            references[name] = (twin, _optimizer(scenario, twin))
     for step, samples in enumerate(setup.steps, start=1):
-        optimizer.zero_grad(set_to_none=True)
-        ref_loss = full_batch(setup, model, samples)
-        optimizer.step()  # leaves .grad in place for the comparisons below
-        ref_grads, ref_params = gradients(model), list(model.parameters())
+        done = {}  # reference key -> (loss, gradient, parameters after the step)
+        for key, (ref_model, ref_optimizer) in references.items():
+            ref_optimizer.zero_grad(set_to_none=True)
+            variant = FULL_BATCH if key is None else setup.variants[key]
+            loss = full_batch(setup, ref_model, samples, variant)
+            ref_optimizer.step()  # leaves .grad in place for the comparisons below
+            done[key] = (loss, gradients(ref_model), list(ref_model.parameters()))
+            if key is not None and step == 1:
+                _compared_note(run, key, done[key][:2], done[None][:2])
         run.progress.advance(f"step {step} full batch")
         for (n, name), (twin, twin_optimizer) in runs.items():
+            ref_loss, ref_grads, ref_params = done[name if name in references else None]
             twin_optimizer.zero_grad(set_to_none=True)
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(twin))
             if run.fitter.wants(n, name, comparison):
-                run.fitter.fit(step, n, name, twin, gradients(twin))
+                at = None
+                if name in references:  # its own loss's full batch at the twin's parameters
+                    at = partial(_full_batch_gradient, run, twin, samples, name)
+                run.fitter.fit(step, n, name, twin, gradients(twin), reference=at)
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
             run.row(step, n, name, counts, ref_loss, loss, comparison, diff)

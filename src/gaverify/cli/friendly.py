@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 
-from gaverify.errors import EXIT_INTERRUPTED, EXIT_USAGE, GaverifyError
+from gaverify.errors import EXIT_USAGE, GaverifyError, Terminated, stop_code, stop_name
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,12 +35,31 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
             print_error(exc.lines())
             raise typer.Exit(EXIT_USAGE) from None
-        except KeyboardInterrupt:  # outside a run (which keeps its results and exits 130 itself)
+        except (
+            KeyboardInterrupt
+        ) as stop:  # outside a run (which keeps its results and exits 130 itself)
             if debug:
                 raise
             from gaverify.report.terminal import print_error
 
-            print_error(["interrupted (Ctrl-C)"])
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            code = stop_code(stop)
+            print_error([f"interrupted ({stop_name(code)})"])
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI cancel, a scheduler's time limit) stops a run as Ctrl-C
+    does: Terminated, a KeyboardInterrupt, is raised where the run is, so its
+    rows are kept and its reports written; the exit code is then 143."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -87,7 +87,14 @@ PlotOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar (it is off anyway when not a TTY).")
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="Print each variant's summary and the final line only; no bar."
+    ),
+]
+NoProgressOpt = Annotated[
+    bool,
+    typer.Option("--no-progress", help="No progress bar (it is off anyway when not a TTY)."),
 ]
 DebugOpt = Annotated[
     bool,

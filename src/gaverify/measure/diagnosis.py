@@ -67,7 +67,8 @@ def _count_off(fit: GradientFit, precision: float) -> str | None:
     total = sum(counts)
     off = total / mean - total
     k = round(off)
-    if k == 0 or abs(off - k) > min(0.25, 50 * precision) or total + k <= 0:
+    # an off count is near the true one; a factor far from 1 is a scale (c/T)
+    if k == 0 or abs(off - k) > min(0.25, 50 * precision) or abs(k) >= total / 2:
         return None
     return f"normalised by {total + k} items where the window holds {total} ({k:+d})"
 
@@ -89,6 +90,22 @@ def _dropped_or_repeated(fit: GradientFit, precision: float) -> str | None:
     ]
     norm = f"the rest weighted 1/{sum(counts) / unit:.6g} (the window holds {sum(counts)} items)"
     return f"{', '.join(parts)}; {norm}"
+
+
+def _uniform(fit: GradientFit, precision: float) -> float | None:
+    """The common weight (units of 1/T) when every micro-batch has the same one."""
+    got = fit.weights
+    mean = sum(got) / len(got)
+    return mean if _close(got, [mean] * len(got), precision) else None
+
+
+def _constant(fit: GradientFit, precision: float) -> str | None:
+    c = _uniform(fit, precision)
+    if c is None or _close([c], [1.0], precision) or abs(c) <= precision:
+        return None
+    if _count_off(fit, precision):  # a count off by a whole number explains it better
+        return None
+    return f"weights {c:.4g}/T: the gradient {c:.4g} times the full batch's"
 
 
 def _per_rank(fit: GradientFit) -> list[list[int]]:
@@ -183,6 +200,10 @@ PATTERNS.add(
     "count-off", Pattern("weights 1/(T+k): the item count off by a constant k", _count_off)
 )
 PATTERNS.add(
+    "scaled-by-constant",
+    Pattern("weights c/T: the whole gradient c times the full batch's, c not 1", _constant),
+)
+PATTERNS.add(
     "dropped-or-repeated",
     Pattern("some micro-batches weighted 0 or 2x the others", _dropped_or_repeated),
 )
@@ -194,8 +215,11 @@ def name_weights(fit: GradientFit, precision: float) -> tuple[str, str, list[str
     if not fit.residual <= 10 * precision:
         return (
             "unrecognised",
-            f"the gradient is no weighted sum of this step's micro-batch gradients "
-            f"(fit residual {fit.residual:.1e})",
+            f"the gradient is no weighted sum of this step's micro-batch gradients (fit "
+            f"residual {fit.residual:.1e}): something changes with the split besides the "
+            "weights, such as dropout or other randomness in the forward, a batch-dependent "
+            "layer (BatchNorm), or an extra loss term computed per micro-batch (an MoE "
+            "router's load-balancing loss, a z-loss)",
             [],
         )
     found = [
@@ -216,9 +240,12 @@ def _ratio(x: float, n: int) -> str:
     return f"x{x:.4g}"
 
 
-def diagnose(rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str) -> list[Diagnosis]:
+def diagnose(
+    rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str, dropout: bool = False
+) -> list[Diagnosis]:
     """One Diagnosis per (N, variant) with a failing row, in row order
-    (none for a diverging gradient its backend did not fit)."""
+    (none for a diverging gradient its backend did not fit). With dropout on,
+    a fitted divergence is named as dropout's: its masks differ between runs."""
     precision = PRECISION[dtype]
     fitted = {(f.n, f.variant): f for f in fits}
     out: dict[tuple[int, str], Diagnosis] = {}
@@ -255,4 +282,51 @@ def diagnose(rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str) -> li
             out[key] = Diagnosis(
                 n=row.n, variant=row.variant, step=row.step, pattern="unrecognised", detail=detail
             )
-    return list(out.values())
+    found = list(out.values())
+    _constant_across_n(found, precision)
+    if dropout:
+        for d in found:
+            if d.fit is not None:
+                d.detail = f"model.dropout is on: {_DROPOUT[d.pattern == 'full-batch']}" + (
+                    "" if d.pattern == "full-batch" else f" (the fit alone says {d.pattern})"
+                )
+                d.also, d.pattern = [], "dropout"
+    return found
+
+
+_DROPOUT = {
+    True: "the full batch and its micro-batches draw different dropout masks, so they cannot "
+    "agree; the fitted weights are the full batch's (1/T), so the accumulation itself looks "
+    "right: turn dropout off to judge it",
+    False: "the full batch and its micro-batches draw different dropout masks, so they cannot "
+    "agree; turn dropout off to judge the accumulation",
+}
+
+# names a uniform factor gets at one N that a constant at every N overrides
+# (a more specific one, such as unscaled-by-W's 1/W, stands)
+_N_SCALES = frozenset({"scaled-by-N", "scaled-by-1/N", "scaled-by-constant"})
+
+
+def _constant_across_n(found: list[Diagnosis], precision: float) -> None:
+    """A factor that is the same at every N is a constant, not a count or N:
+    renamed scaled-by-constant (with two or more N to tell them apart)."""
+    by_variant: dict[str, list[Diagnosis]] = {}
+    for d in found:
+        if d.fit is not None and d.pattern != "unrecognised":
+            by_variant.setdefault(d.variant, []).append(d)
+    for ds in by_variant.values():
+        factors = [_uniform(d.fit, precision) for d in ds]
+        named = all(
+            d.pattern in _N_SCALES and "scaled-by-constant" in (d.pattern, *d.also) for d in ds
+        )
+        if len(ds) < 2 or not named or any(c is None for c in factors):
+            continue
+        c = factors[0]
+        if _close(factors, [c] * len(factors), precision) and not _close([c], [1.0], precision):
+            for d in ds:
+                d.also = [p for p in (d.pattern, *d.also) if p != "scaled-by-constant"]
+                d.pattern = "scaled-by-constant"
+                d.detail = (
+                    f"weights {c:.4g}/T at every N ({', '.join(str(x.n) for x in ds)}): the "
+                    f"loss is {c:.4g} times the full batch's whatever N, a constant factor"
+                )

@@ -14,7 +14,7 @@ one int8 sign per parameter (cached) and cache-sized temporaries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gaverify.accumulation.variants import Window, weighted_loss
@@ -119,6 +119,16 @@ def fit_weights(basis, target, total: int) -> tuple[list[float], float]:
     return [float(c) * total for c in coef], residual
 
 
+def _scale(rows: Any, reference: Any, total: int) -> float:
+    """c when a full-batch gradient is c times the token loss's (fitted
+    weights all c, to 1e-3); else 1.0: S/T itself, or nothing uniform to
+    read the weights against."""
+    weights, residual = fit_weights(rows, reference, total)
+    c = sum(weights) / len(weights)
+    uniform = c and residual < 1e-3 and all(abs(w - c) <= 1e-3 * abs(c) for w in weights)
+    return c if uniform and abs(c - 1.0) > 1e-3 else 1.0  # S/T itself, to rounding: 1
+
+
 class GradientFitter:
     """What a backend calls when a gradient diverges: fit it once per
     (N, variant), from the micro-batches of the step where it first did."""
@@ -151,12 +161,16 @@ class GradientFitter:
         grads: Sequence[Any],
         pieces: int = 0,
         basis: tuple[Sequence[int], Any] | None = None,
+        reference: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
         """Fit `grads` (the accumulated gradient of `model` at step `step`)
         over its `pieces` micro-batches (default n; W x n for W ranks).
         `basis`: (counts, sketches) of those micro-batch gradients at the
         same parameters when a sweep already made them; otherwise each
-        micro-batch is backpropagated again here."""
+        micro-batch is backpropagated again here. `reference`: for a variant
+        judged on its own loss, that loss's full-batch gradient at the same
+        parameters; when it is a multiple of S/T's, the weights are read in
+        its units (a loss x4 that ignores the count is a sum of means)."""
         setup = self.setup
         if basis is None:
             micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
@@ -166,9 +180,10 @@ class GradientFitter:
         else:
             counts, rows = list(basis[0]), basis[1]
         weights, residual = fit_weights(rows, self.sketch.project(grads), sum(counts))
+        scale = _scale(rows, self.sketch.project(reference()), sum(counts)) if reference else 1.0
         self.fits[(n, variant)] = GradientFit(
-            step=step, n=n, variant=variant, counts=counts, weights=weights,
-            residual=residual, ranks=(pieces or n) // n,
+            step=step, n=n, variant=variant, counts=counts, weights=[w / scale for w in weights],
+            residual=residual, ranks=(pieces or n) // n, scale=scale,
         )  # fmt: skip
 
     def records(self) -> list[GradientFit]:

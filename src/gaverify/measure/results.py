@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-SCHEMA_VERSION = 3  # 3: `interrupted` on results and run sets
-READABLE_VERSIONS = (2, 3)  # 2 lacks only `interrupted` (False)
+SCHEMA_VERSION = 4  # 3: `interrupted` on results and run sets; 4: `scale` on fits
+READABLE_VERSIONS = (2, 3, 4)  # 2 lacks `interrupted` (False), 2 and 3 `scale` (1.0)
 
 RowVerdict = Literal["pass", "fail", "non-finite"]
 
@@ -107,6 +107,11 @@ class GradientFit(BaseModel):
     weights: list[float] = Field(description="fitted c_i in units of 1/T (1.0: full batch)")
     residual: float = Field(description="|G - sum c_i g_i| / |G|, in the sketch")
     ranks: int = Field(1, description="W: counts and weights are listed rank by rank")
+    scale: float = Field(
+        1.0,
+        description="a variant judged on its own loss: that loss on the full batch as a "
+        "multiple of the token loss S/T; the weights are divided by it (1.0: S/T itself)",
+    )
 
 
 class Diagnosis(BaseModel):

@@ -135,5 +135,6 @@ def diagnosis_line(d: Diagnosis) -> str:
     weights = ""
     if d.fit:
         shown = ", ".join(f"{w:.4g}" for w in d.fit.weights)
-        weights = f"; fitted weights x1/T {shown} for items {', '.join(map(str, d.fit.counts))}"
+        unit = "x1/T" if d.fit.scale == 1.0 else f"x1/T of its own loss (S/T x{d.fit.scale:.4g})"
+        weights = f"; fitted weights {unit} {shown} for items {', '.join(map(str, d.fit.counts))}"
     return f"N={d.n}: {d.pattern} (step {d.step}): {d.detail}{weights}{also}"

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gaverify.errors import GaverifyError
+from gaverify.errors import GaverifyError, stop_name
 from gaverify.measure.results import RunResult, RunSet
 from gaverify.progress import Progress
 from gaverify.report.table import (
@@ -37,8 +37,39 @@ out = Console(highlight=False, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one problem, one line
 
 
-def print_result(result: RunResult, console: Console = out) -> None:
-    """The whole report of a run: header, notes, table, warnings, summaries."""
+def print_result(result: RunResult, console: Console = out, brief: bool = False) -> None:
+    """The whole report of a run: header, notes, table, warnings, summaries
+    (`brief`, for -q: the summaries and the final line only)."""
+    sc = result.scenario
+    if not brief:
+        _print_details(result, console)
+    for summary in result.variants:
+        for line in summary_lines(summary, result.rows, result.tolerance):
+            console.print(line)
+        for diagnosis in result.diagnoses:
+            if diagnosis.variant == summary.variant:
+                console.print(f"  {escape(diagnosis_line(diagnosis))}")
+    if result.interrupted:
+        console.print(
+            f"[bold yellow]INTERRUPTED[/]: stopped by {stop_name(result.exit_code)} after "
+            f"{len(result.rows)} rows "
+            f"(exit {result.exit_code}) in {result.timings['total_s']:.1f} s; the groups above "
+            "are judged on those rows only"
+        )
+        return
+    outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
+    console.print(
+        f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
+        f"as expected (exit {result.exit_code}) in {result.timings['total_s']:.1f} s"
+    )
+    if isinstance(sc.get("expect"), str):  # a catalog scenario states the verdict it shows
+        got = "pass" if result.ok else "fail"
+        agrees = "as the scenario states" if got == sc["expect"] else "NOT as the scenario states"
+        console.print(f"[dim]verdict {got}: {agrees} (expect: {sc['expect']})[/]")
+
+
+def _print_details(result: RunResult, console: Console) -> None:
+    """What -q leaves out: header, notes, the per-step table, warnings."""
     sc = result.scenario
     console.print(
         f"[bold]{escape(sc['name'])}[/]: backend {sc['backend']}, mode {sc['mode']}, "
@@ -54,28 +85,6 @@ def print_result(result: RunResult, console: Console = out) -> None:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if result.calibration:
         console.print(f"[dim]{escape(calibration_line(result))}[/]")
-    for summary in result.variants:
-        for line in summary_lines(summary, result.rows, result.tolerance):
-            console.print(line)
-        for diagnosis in result.diagnoses:
-            if diagnosis.variant == summary.variant:
-                console.print(f"  {escape(diagnosis_line(diagnosis))}")
-    if result.interrupted:
-        console.print(
-            f"[bold yellow]INTERRUPTED[/]: stopped by Ctrl-C after {len(result.rows)} rows "
-            f"(exit {result.exit_code}) in {result.timings['total_s']:.1f} s; the groups above "
-            "are judged on those rows only"
-        )
-        return
-    outcome = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
-    console.print(
-        f"{outcome}: {sum(s.met for s in result.variants)}/{len(result.variants)} variants "
-        f"as expected (exit {result.exit_code}) in {result.timings['total_s']:.1f} s"
-    )
-    if isinstance(sc.get("expect"), str):  # a catalog scenario states the verdict it shows
-        got = "pass" if result.ok else "fail"
-        agrees = "as the scenario states" if got == sc["expect"] else "NOT as the scenario states"
-        console.print(f"[dim]verdict {got}: {agrees} (expect: {sc['expect']})[/]")
 
 
 def print_results(runset: RunSet, console: Console = out) -> None:

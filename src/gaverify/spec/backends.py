@@ -19,6 +19,7 @@ from gaverify.accumulation.ddp_variants import DDP_VARIANTS
 from gaverify.accumulation.lightning_variants import LIGHTNING_VARIANTS
 from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS
 from gaverify.accumulation.variants import VARIANTS
+from gaverify.imports import is_import_path
 from gaverify.registry import Registry
 
 # (scenario, the optimizer's state slots per parameter) -> parameter-sized
@@ -52,6 +53,23 @@ def runs(scenario: Any) -> int:
     return len(scenario.batch.accumulation) * len(scenario.variants or ())
 
 
+def _own_references(scenario: Any) -> int:
+    """Reference variants judged against their own loss on the full batch
+    (the model's loss, a loss type, your compute_loss_func): each keeps a
+    full-batch gradient (lockstep) or trains a reference copy (trajectory)."""
+    names = scenario.variants or ()
+    return sum(
+        is_import_path(v) or (v in VARIANTS and VARIANTS.get(v).own_reference) for v in names
+    )
+
+
+def _reference_copies(scenario: Any, k: int) -> int:
+    own = _own_references(scenario)
+    if scenario.mode != "trajectory":
+        return (1 + k + 1 + 2) + own
+    return (1 + k) + (2 + k) * (runs(scenario) + own)
+
+
 def _trained_runs(scenario: Any, k: int) -> int:
     # the reference run's gradient and parameters per step, and the run's model copy
     return 2 * scenario.steps + 3 + k
@@ -67,8 +85,10 @@ BACKENDS.add(
         ("naive", "fixed"),
         ("lockstep", "trajectory"),
         (1, 1, 1),
-        lambda s, k: (1 + k + 1 + 2) if s.mode != "trajectory" else (1 + k) + (2 + k) * runs(s),
-        "gradient + optimizer state + the reference + 2 shared buffers; trajectory: a copy per run",
+        _reference_copies,
+        "gradient + optimizer state + the reference + 2 shared buffers + a full-batch "
+        "gradient per variant judged on its own loss; trajectory: a copy per run and per "
+        "such variant",
     ),
 )
 BACKENDS.add(
