@@ -6,7 +6,7 @@ from __future__ import annotations
 from gaverify.backends import BACKENDS
 from gaverify.data.sources import ROW_READERS
 from gaverify.data.synthetic import LENGTHS
-from gaverify.measure.diagnosis import PATTERNS
+from gaverify.measure.patterns import PATTERNS
 from gaverify.model.optim import OPTIMIZERS
 from gaverify.report.formats import FORMATS
 from gaverify.spec.bundled import bundled

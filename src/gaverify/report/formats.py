@@ -109,7 +109,7 @@ def load_results(path: Path) -> RunSet:
     if version not in READABLE_VERSIONS:
         raise GaverifyError(
             f"{path}: schema_version {version!r}, but this gaverify reads "
-            f"{' or '.join(map(str, READABLE_VERSIONS))}; "
+            f"{', '.join(map(str, READABLE_VERSIONS[:-1]))} or {READABLE_VERSIONS[-1]}; "
             "re-run the scenario to save a current result"
         )
     try:
