@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gaverify import allocator
-from gaverify.report import environment as envinfo
+from gaverify.report import environment
 
 APPLY = "from gaverify import allocator; print(allocator.keep_freed_memory())"
 
@@ -21,7 +21,7 @@ def test_gaverify_malloc_system_leaves_the_allocator_alone(monkeypatch):
     monkeypatch.setattr(allocator, "_state", allocator.describe())  # restored after
     monkeypatch.setenv("GAVERIFY_MALLOC", "system")
     assert allocator.keep_freed_memory() == "system defaults (GAVERIFY_MALLOC=system)"
-    assert envinfo.collect()["allocator"] == "system defaults (GAVERIFY_MALLOC=system)"
+    assert environment.collect()["allocator"] == "system defaults (GAVERIFY_MALLOC=system)"
 
 
 def test_the_cli_in_a_host_process_does_not_touch_the_allocator():

@@ -358,13 +358,15 @@ def test_ctrl_c_before_any_row_still_writes_an_empty_result(tmp_path, monkeypatc
     assert data["interrupted"] is True and data["results"] == []
 
 
-def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
+def _short_then_long(tmp_path, signum: int, code: int, name: str):
+    """Run a short scenario then a long one in a real process, send `signum`
+    once the short one has finished; the parsed JSON and the long one's stdout."""
     short, long = tmp_path / "short.yaml", tmp_path / "long.yaml"
     short.write_text("name: short\nsteps: 1\n")
     long.write_text("name: long\nsteps: 400\n")
     out = tmp_path / "both.json"
     argv = ["gaverify", "run", str(short), str(long), "--json", str(out)]
-    code = (  # Python's Ctrl-C handler back: a parent running in the background ignores SIGINT
+    program = (  # Python's Ctrl-C handler back: a parent running in the background ignores SIGINT
         "import signal, sys\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"sys.argv = {argv!r}\n"
@@ -372,53 +374,36 @@ def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
         "main()\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        [sys.executable, "-u", "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
-    )
-    for line in proc.stdout:  # the short scenario's closing line: the long one is running
-        if line.startswith("OK:"):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr
-    data = json.loads(out.read_text())
-    assert data["interrupted"] and data["exit_code"] == 130
-    results = data["results"]
-    assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
-    assert len(results) == 1 or results[1]["interrupted"]  # rows of the long one, if any came
-
-
-def test_sigterm_keeps_the_finished_rows_writes_the_reports_and_exits_143(tmp_path):
-    short, long = tmp_path / "short.yaml", tmp_path / "long.yaml"
-    short.write_text("name: short\nsteps: 1\n")
-    long.write_text("name: long\nsteps: 400\n")
-    out = tmp_path / "both.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "gaverify", "run", str(short), str(long), "--json", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    )  # fmt: skip
     for line in proc.stdout:  # the short scenario's closing line: the long one is running
         if line.startswith("OK:"):
             break
     time.sleep(3)  # the long one's model is built and some of its steps are done
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)  # what a CI cancel or a scheduler's time limit sends
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 3
-    assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr and "interrupted (SIGTERM)" in stderr
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and f"interrupted ({name})" in stderr
     data = json.loads(out.read_text())
-    assert data["interrupted"] and data["exit_code"] == 143
+    assert data["interrupted"] and data["exit_code"] == code
     results = data["results"]
     assert results[0]["scenario"]["name"] == "short" and not results[0]["interrupted"]
     if len(results) > 1:  # rows of the long one, if any came
-        assert results[1]["exit_code"] == 143
-        assert "INTERRUPTED: stopped by SIGTERM after" in stdout
+        assert results[1]["interrupted"] and results[1]["exit_code"] == code
+        assert f"INTERRUPTED: stopped by {name} after" in stdout
+    return out
+
+
+def test_a_real_sigint_keeps_finished_and_partial_results(tmp_path):
+    _short_then_long(tmp_path, signal.SIGINT, 130, "Ctrl-C")
+
+
+def test_sigterm_keeps_the_finished_rows_writes_the_reports_and_exits_143(tmp_path):
+    # what a CI cancel or a scheduler's time limit sends
+    out = _short_then_long(tmp_path, signal.SIGTERM, 143, "SIGTERM")
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 

@@ -3,7 +3,7 @@
 `run_scenario` is what `gaverify run` calls for each scenario: calibrate the tolerances when
 asked (`tolerance: auto`), let the backend measure, judge the measurements,
 diagnose what failed, and return a complete RunResult. It prints nothing;
-rendering is render.py's job. `run_scenarios` runs several in turn.
+rendering is report/terminal.py's job. `run_scenarios` runs several in turn.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gaverify.measure.diagnosis import diagnose
 from gaverify.measure.results import RunError, RunResult, RunSet
 from gaverify.measure.verdict import discrimination_warnings, exit_code, judge_row, summarise
 from gaverify.progress import Progress
-from gaverify.report import environment as envinfo
+from gaverify.report import environment
 from gaverify.spec.schema import Scenario
 
 
@@ -67,7 +67,7 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
     return RunResult(
         gaverify_version=gaverify.__version__,
         scenario=scenario.model_dump(mode="json"),
-        environment=envinfo.collect(),
+        environment=environment.collect(),
         device=trace.device,
         parameters=trace.parameters,
         notes=trace.notes,

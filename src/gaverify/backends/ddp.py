@@ -7,7 +7,7 @@ split, without shuffling) and cuts it into N micro-batches, so W x N
 micro-batches cover the full batch. The first N-1 backwards run under DDP's
 no_sync; the last one all-reduces (averages) the accumulated gradients. Each
 variant weights each micro-batch's summed loss by a rule on the ranks'
-item counts, gathered before the first backward (ddp_variants.py).
+item counts, gathered before the first backward (accumulation/ddp_variants.py).
 
 The reference is the single-process full batch: rank 0 computes it on the
 bare model and, in lockstep mode, broadcasts its gradient so every rank

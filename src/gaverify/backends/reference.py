@@ -3,7 +3,7 @@
 For each step the full batch (B samples, one backward) is the reference. For
 each N the same samples are split into N micro-batches, and each variant
 backpropagates w_i * S_i per micro-batch (S_i its summed loss, w_i the
-variant's weight, see variants.py), which is what a real loop's
+variant's weight, see accumulation/rules.py), which is what a real loop's
 `(loss / scale).backward()` does. Two modes:
 
 - lockstep: every run starts each step from the reference parameters, so

@@ -9,7 +9,7 @@ from gaverify.cli.options import DebugOpt
 @friendly_errors
 def env(debug: DebugOpt = False) -> None:
     """Print versions of gaverify, Python, torch, transformers and the device."""
-    from gaverify.report import environment as envinfo
+    from gaverify.report import environment
     from gaverify.report import terminal as render
 
-    render.print_environment(envinfo.collect())
+    render.print_environment(environment.collect())

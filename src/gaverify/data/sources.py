@@ -1,7 +1,7 @@
 """Where a scenario's samples come from, and which samples each step trains on.
 
 Sources: synthetic (synthetic.py), a text file, a JSON-lines file, or a
-`datasets` data set (textdata.py). File rows go through the task's column
+`datasets` data set (text.py). File rows go through the task's column
 rule and the encoder, are truncated to length.max and dropped below
 length.min, and are checked against the model (token ids inside the
 vocabulary, class labels below num_labels) before anything trains.

@@ -96,7 +96,7 @@ class Measurement(BaseModel):
 
 class GradientFit(BaseModel):
     """A diverging gradient fitted as sum_i c_i g_i over its micro-batches'
-    summed-loss gradients (see sketch.py), at the first step it diverged."""
+    summed-loss gradients (see fit.py), at the first step it diverged."""
 
     model_config = ConfigDict(ser_json_inf_nan="strings")
 

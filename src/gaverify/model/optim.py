@@ -15,7 +15,7 @@ from gaverify.registry import Registry
 
 OptimizerFactory = Callable[[Iterable[Any], float, float, dict[str, Any]], Any]
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
-# Parameter-sized tensors each optimizer keeps, from its options (memory.py)
+# Parameter-sized tensors each optimizer keeps, from its options (backends/memory.py)
 STATE_SLOTS: dict[str, Callable[[dict[str, Any]], int]] = {
     "adamw": lambda options: 3 if options.get("amsgrad") else 2,  # moments (+ max)
     "sgd": lambda options: 1 if options.get("momentum") else 0,  # momentum buffer

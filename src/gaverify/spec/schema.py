@@ -3,9 +3,9 @@
 A scenario is validated completely (all problems at once) before anything
 heavy is imported; every field has a default, so `Scenario()` is the built-in
 tiny scenario that `gaverify run` uses with no file. Its sections are in
-sections.py; here are the top-level fields and the checks that span
-sections. Names (variants, modes, backends) are checked against the
-backend's registries.
+sections.py and the checks that span sections in constraints.py; here are
+the top-level fields. Names (variants, modes, backends) are checked against
+the declarations in backends.py.
 """
 
 from __future__ import annotations

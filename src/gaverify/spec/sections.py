@@ -1,7 +1,7 @@
 """The sections of a scenario: model, data, batch, distributed, optimizer, loss, trainer, loop.
 
 Each is a pydantic model that forbids unknown keys and checks what it can on
-its own; checks that span sections live on Scenario (scenario.py). Names are
+its own; checks that span sections live in constraints.py. Names are
 checked against their registries, which import nothing heavy.
 """
 
