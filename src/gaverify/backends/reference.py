@@ -112,27 +112,22 @@ def _lockstep(run: Run) -> None:
         for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
             basis = None
-            for group in groups(setup.variants):
-                reference, own_grads = (ref_loss, ref_grads), None
-                if setup.variants[group[0]].own_reference:  # such a variant runs alone
-                    if group[0] not in own:
-                        own[group[0]] = _own_full_batch(run, optimizer, samples, group[0])
-                        if step == 1:
-                            _compared_note(run, group[0], own[group[0]], reference)
-                    reference = own[group[0]]
-                    own_grads = reference[1]
+            for group in groups(setup.variants):  # a variant with its own loss runs alone
+                token = (ref_loss, ref_grads)
+                reference = _reference_of(run, own, optimizer, samples, step, group[0], token)
+                # the fit reads a variant judged on its own loss in that loss's units
+                at = None if reference is token else (lambda r=reference: r[1])
                 optimizer.zero_grad(set_to_none=True)
                 for name, loss, counts, grads, swept in _passes(run, n, micro, group):
                     basis = basis or swept
                     comparison = compare_gradients(reference[1], grads)
                     if run.fitter.wants(n, name, comparison):
-                        at = (lambda g=own_grads: g) if own_grads is not None else None
                         run.fitter.fit(step, n, name, model, grads, basis=basis, reference=at)
                     run.row(step, n, name, counts, reference[0], loss, comparison)
                     run.progress.advance(f"step {step} N={n} {name}")
                     del grads  # a shared variant's buffer goes as soon as it is compared
         own.clear()
-        reference = own_grads = None  # they hold gradients: buffers at the next peak
+        token = reference = at = None  # they hold gradients: buffers at the next peak
         if step < len(setup.steps):  # the last update would never be looked at
             for p, g in zip(trainable(model), ref_grads, strict=True):
                 p.grad = g
@@ -151,6 +146,20 @@ def _full_batch_gradient(run: Run, model: Any, samples: list, name: str) -> list
     for p, g in zip(trainable(model), saved, strict=True):
         p.grad = g
     return grads
+
+
+def _reference_of(run: Run, own: dict, optimizer: Any, samples: list, step: int, name: str,
+                  token: tuple[float, list]) -> tuple[float, list]:  # fmt: skip
+    """The full batch a variant is judged against: the token loss S/T's
+    (`token`), or for a variant with its own loss, that loss's (computed once
+    a step, kept in `own` while the N are compared)."""
+    if not run.setup.variants[name].own_reference:
+        return token
+    if name not in own:
+        own[name] = _own_full_batch(run, optimizer, samples, name)
+        if step == 1:
+            _compared_note(run, name, own[name], token)
+    return own[name]
 
 
 def _own_full_batch(run: Run, optimizer: Any, samples: list, name: str) -> tuple[float, list]:
