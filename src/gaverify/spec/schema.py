@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from gaverify.imports import is_import_path
-from gaverify.spec.backends import BACKENDS
+from gaverify.spec.backends import BACKENDS, DEFAULT
 from gaverify.spec.constraints import (
     other_backends_keys,
     process_problem,
@@ -61,7 +61,7 @@ class Scenario(Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Dtype = "float32"
-    backend: str = "reference"
+    backend: str = DEFAULT
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec = Field(default_factory=DataSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
