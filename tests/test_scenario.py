@@ -173,7 +173,7 @@ def test_processes_default_by_backend_and_must_suit_it():
     ddp = Scenario(backend="ddp", batch={"size": 16})
     assert (ddp.distributed.processes, ddp.variants) == (2, ["local-count", "global-count"])
     errors = _errors({"distributed": {"processes": 2}})[""]
-    assert "backend 'reference' runs in one process; use backend: ddp" in errors
+    assert "backend 'reference' runs in one process; use backend: trainer or ddp" in errors
     errors = _errors({"backend": "ddp", "distributed": {"processes": 1}, "batch": {"size": 16}})
     assert "backend 'ddp' needs 2 or more, not 1" in errors[""]
     Scenario(backend="ddp", batch={"size": 12, "accumulation": [2, 3]})  # 4 and 6 divide 12

@@ -35,9 +35,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
             print_error(exc.lines())
             raise typer.Exit(EXIT_USAGE) from None
-        except (
-            KeyboardInterrupt
-        ) as stop:  # outside a run (which keeps its results and exits 130 itself)
+        except KeyboardInterrupt as stop:  # outside a run (a run keeps its rows itself)
             if debug:
                 raise
             from gaverify.report.terminal import print_error

@@ -25,9 +25,10 @@ def process_problem(scenario: Scenario) -> str | None:
         spec.processes = default
     w = spec.processes
     if most == 1 and w > 1:
+        several = " or ".join(name for name, b in BACKENDS.items() if b.processes[2] > 1)
         return (
             f"distributed.processes: backend '{scenario.backend}' runs in one process; "
-            "use backend: ddp for several"
+            f"use backend: {several} for several"
         )
     if w < least:
         return f"distributed.processes: backend '{scenario.backend}' needs {least} or more, not {w}"
