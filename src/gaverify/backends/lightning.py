@@ -12,7 +12,7 @@ Per optimizer step a run records, through a Callback: the gradient in
 `on_before_optimizer_step` (after the last backward of the window, before
 Lightning clips), the parameters once the step is taken, and the loss of the
 window (the sum of the N scaled losses Lightning backpropagated). Runs are
-compared as the trainer backend compares them, into the same Measurements.
+compared step by step as they train (backends/watch.py), into the same Measurements.
 """
 
 from __future__ import annotations
