@@ -15,7 +15,9 @@ or samples). Within one accumulation window of N micro-batches (T = sum T_i):
     module:function         your compute_loss_func(outputs, labels, num_items_in_batch)
 
 naive and fixed are pure weights on S_i; the others run code of transformers
-or of the user. This module imports no torch until a loss is computed.
+or of the user. model, loss-type and module:function are judged against
+their own loss on the full batch (own_reference), the others against S / T.
+This module imports no torch until a loss is computed.
 """
 
 from __future__ import annotations

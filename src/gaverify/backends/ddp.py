@@ -47,8 +47,7 @@ PUBLISH_S = 1.0  # rank 0 hands its rows so far to the parent at most this often
 def run(scenario: Scenario, progress: Progress) -> Trace:
     """Launch the scenario's W ranks, wait for them, and return rank 0's Trace."""
     on_cuda = resolve_device(scenario.device) == "cuda"
-    plan = len(scenario.batch.accumulation) * len(scenario.variants)
-    progress.start(scenario.steps * (1 + plan))
+    progress.start(scenario.steps * (1 + len(scenario.plan)))
     try:
         text = run_ranks(scenario, "gaverify.backends.ddp:work", progress, on_cuda)
     except RanksInterrupted as stop:  # rank 0 reports its rows after a step, at most once a second
@@ -138,10 +137,6 @@ def _broadcast_gradient(model: Any, ctx) -> list[Any]:
     return out
 
 
-def _plan(scenario: Scenario) -> list[tuple[int, str]]:
-    return [(n, v) for n in scenario.batch.accumulation for v in scenario.variants]
-
-
 def _lockstep(run: Run, ctx: RankContext, publish) -> None:
     setup = run.setup
     scenario, model = setup.scenario, setup.built.model
@@ -152,7 +147,7 @@ def _lockstep(run: Run, ctx: RankContext, publish) -> None:
         ref_loss = full_batch(setup, model, samples) if ctx.rank == 0 else 0.0
         ref_grads = _broadcast_gradient(model, ctx)
         ctx.advance(f"step {step} full batch")
-        for n, name in _plan(scenario):
+        for n, name in scenario.plan:
             optimizer.zero_grad(set_to_none=True)
             loss, counts = _ddp_accumulate(ddp, setup, samples, n, setup.variants[name], ctx)
             if ctx.rank == 0:
@@ -171,7 +166,7 @@ def _trajectory(run: Run, ctx: RankContext, publish) -> None:
     setup = run.setup
     scenario, model = setup.scenario, setup.built.model
     runs = {}
-    for key in _plan(scenario):
+    for key in scenario.plan:
         twin = copy.deepcopy(model)
         runs[key] = (_wrap(twin, ctx), twin, build_optimizer(scenario.optimizer, trainable(twin)))
     optimizer = build_optimizer(scenario.optimizer, trainable(model))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gaverify.accumulation.variants import FULL_BATCH, Variant, Window, weighted_loss
@@ -61,9 +60,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     import torch
 
     run = Run(scenario, progress)
-    progress.start(
-        len(run.setup.steps) * (1 + len(scenario.batch.accumulation) * len(scenario.variants))
-    )
+    progress.start(len(run.setup.steps) * (1 + len(scenario.plan)))
     if scenario.mode == "lockstep":
         shared = [group for group in groups(run.setup.variants) if len(group) > 1]
         run.notes += [
@@ -116,36 +113,24 @@ def _lockstep(run: Run) -> None:
                 token = (ref_loss, ref_grads)
                 reference = _reference_of(run, own, optimizer, samples, step, group[0], token)
                 # the fit reads a variant judged on its own loss in that loss's units
-                at = None if reference is token else (lambda r=reference: r[1])
+                own_grad = None if reference is token else reference[1]
                 optimizer.zero_grad(set_to_none=True)
                 for name, loss, counts, grads, swept in _passes(run, n, micro, group):
                     basis = basis or swept
                     comparison = compare_gradients(reference[1], grads)
                     if run.fitter.wants(n, name, comparison):
-                        run.fitter.fit(step, n, name, model, grads, basis=basis, reference=at)
+                        run.fitter.fit(step, n, name, model, grads, basis=basis, reference=own_grad)
                     run.row(step, n, name, counts, reference[0], loss, comparison)
                     run.progress.advance(f"step {step} N={n} {name}")
                     del grads  # a shared variant's buffer goes as soon as it is compared
         own.clear()
-        token = reference = at = None  # they hold gradients: buffers at the next peak
+        token = reference = own_grad = None  # they hold gradients: buffers at the next peak
         if step < len(setup.steps):  # the last update would never be looked at
             for p, g in zip(trainable(model), ref_grads, strict=True):
                 p.grad = g
             optimizer.step()
         del ref_grads  # or it outlives the next step's zero_grad: a buffer more at its peak
         run.fitter.sketch.forget()  # the signs are redrawn if a later step needs them
-
-
-def _full_batch_gradient(run: Run, model: Any, samples: list, name: str) -> list:
-    """A variant's own full-batch gradient at `model`'s parameters, its .grad kept."""
-    saved = [p.grad for p in trainable(model)]
-    for p in trainable(model):
-        p.grad = None
-    full_batch(run.setup, model, samples, run.setup.variants[name])
-    grads = gradients(model)
-    for p, g in zip(trainable(model), saved, strict=True):
-        p.grad = g
-    return grads
 
 
 def _reference_of(run: Run, own: dict, optimizer: Any, samples: list, step: int, name: str,
@@ -156,19 +141,25 @@ def _reference_of(run: Run, own: dict, optimizer: Any, samples: list, step: int,
     if not run.setup.variants[name].own_reference:
         return token
     if name not in own:
-        own[name] = _own_full_batch(run, optimizer, samples, name)
+        optimizer.zero_grad(set_to_none=True)  # nothing to put back, no buffer kept
+        own[name] = _own_full_batch(run, run.setup.built.model, samples, name)
         if step == 1:
             _compared_note(run, name, own[name], token)
     return own[name]
 
 
-def _own_full_batch(run: Run, optimizer: Any, samples: list, name: str) -> tuple[float, list]:
-    """A variant's own loss on the full batch and its gradient (not copied:
-    the model's .grad is released to it)."""
-    model = run.setup.built.model
-    optimizer.zero_grad(set_to_none=True)
+def _own_full_batch(run: Run, model: Any, samples: list, name: str) -> tuple[float, list]:
+    """A variant's own loss on the full batch and its gradient at `model`'s
+    parameters (not copied); the model's .grad is put back as it was."""
+    params = trainable(model)
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
     loss = full_batch(run.setup, model, samples, run.setup.variants[name])
-    return loss, gradients(model)
+    grads = gradients(model)
+    for p, g in zip(params, saved, strict=True):
+        p.grad = g
+    return loss, grads
 
 
 def _passes(run: Run, n: int, micro, group: list[str]):
@@ -194,10 +185,9 @@ def _trajectory(run: Run) -> None:
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
     runs, references = {}, {None: (model, _optimizer(scenario, model))}
-    for n in scenario.batch.accumulation:
-        for name in scenario.variants:
-            twin = copy.deepcopy(model)
-            runs[(n, name)] = (twin, _optimizer(scenario, twin))
+    for key in scenario.plan:
+        twin = copy.deepcopy(model)
+        runs[key] = (twin, _optimizer(scenario, twin))
     for name, variant in setup.variants.items():  # a reference run of its own loss
         if variant.own_reference:
             twin = copy.deepcopy(model)
@@ -220,10 +210,11 @@ def _trajectory(run: Run) -> None:
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             comparison = compare_gradients(ref_grads, gradients(twin))
             if run.fitter.wants(n, name, comparison):
-                at = None
-                if name in references:  # its own loss's full batch at the twin's parameters
-                    at = partial(_full_batch_gradient, run, twin, samples, name)
-                run.fitter.fit(step, n, name, twin, gradients(twin), reference=at)
+                own = None  # its own loss's full batch, at the twin's parameters
+                if name in references:
+                    own = _own_full_batch(run, twin, samples, name)[1]
+                run.fitter.fit(step, n, name, twin, gradients(twin), reference=own)
+                del own
             twin_optimizer.step()
             diff = max_abs_difference(ref_params, list(twin.parameters()))
             run.row(step, n, name, counts, ref_loss, loss, comparison, diff)

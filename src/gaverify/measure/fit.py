@@ -14,7 +14,7 @@ one int8 sign per parameter (cached) and cache-sized temporaries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from gaverify.accumulation.variants import Window, weighted_loss
@@ -161,7 +161,7 @@ class GradientFitter:
         grads: Sequence[Any],
         pieces: int = 0,
         basis: tuple[Sequence[int], Any] | None = None,
-        reference: Callable[[], Sequence[Any]] | None = None,
+        reference: Sequence[Any] | None = None,
     ) -> None:
         """Fit `grads` (the accumulated gradient of `model` at step `step`)
         over its `pieces` micro-batches (default n; W x n for W ranks).
@@ -169,8 +169,9 @@ class GradientFitter:
         same parameters when a sweep already made them; otherwise each
         micro-batch is backpropagated again here. `reference`: for a variant
         judged on its own loss, that loss's full-batch gradient at the same
-        parameters; when it is a multiple of S/T's, the weights are read in
-        its units (a loss x4 that ignores the count is a sum of means)."""
+        parameters (computed only when a fit is due); when it is a multiple of
+        S/T's, the weights are read in its units (a loss x4 that ignores the
+        count is a sum of means)."""
         setup = self.setup
         if basis is None:
             micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
@@ -180,7 +181,9 @@ class GradientFitter:
         else:
             counts, rows = list(basis[0]), basis[1]
         weights, residual = fit_weights(rows, self.sketch.project(grads), sum(counts))
-        scale = _scale(rows, self.sketch.project(reference()), sum(counts)) if reference else 1.0
+        scale = (
+            1.0 if reference is None else _scale(rows, self.sketch.project(reference), sum(counts))
+        )
         self.fits[(n, variant)] = GradientFit(
             step=step, n=n, variant=variant, counts=counts, weights=[w / scale for w in weights],
             residual=residual, ranks=(pieces or n) // n, scale=scale,

@@ -48,11 +48,6 @@ class Backend:
     reads: tuple[str, ...] = ()  # scenario keys (section.field) only this backend uses
 
 
-def runs(scenario: Any) -> int:
-    """The (N, variant) runs of a scenario."""
-    return len(scenario.batch.accumulation) * len(scenario.variants or ())
-
-
 def _own_references(scenario: Any) -> int:
     """Reference variants judged against their own loss on the full batch
     (the model's loss, a loss type, your compute_loss_func): each keeps a
@@ -67,7 +62,7 @@ def _reference_copies(scenario: Any, k: int) -> int:
     own = _own_references(scenario)
     if scenario.mode != "trajectory":
         return (1 + k + 1 + 2) + own
-    return (1 + k) + (2 + k) * (runs(scenario) + own)
+    return (1 + k) + (2 + k) * (len(scenario.plan) + own)
 
 
 def _trained_runs(scenario: Any, k: int) -> int:
@@ -116,7 +111,7 @@ BACKENDS.add(
         ("local-count", "global-count"),
         ("lockstep", "trajectory"),
         (2, 2, 64),
-        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + runs(s)),
+        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + len(s.plan)),
         "per rank: gradient + DDP buckets + optimizer state + the reference",
         custom_variants=False,
     ),

@@ -206,6 +206,12 @@ class Scenario(Section):
         self.variants = [path]
 
     @property
+    def plan(self) -> list[tuple[int, str]]:
+        """Every accumulated run, (N, variant), N-major: the order rows are
+        listed in, after their step."""
+        return [(n, v) for n in self.batch.accumulation for v in self.variants or ()]
+
+    @property
     def outcome(self) -> str:
         """The verdict a correct tool reports for the whole scenario: pass
         (exit 0: every variant got its expected verdict) or fail (exit 1)."""

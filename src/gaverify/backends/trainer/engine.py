@@ -89,7 +89,7 @@ def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, 
             f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
         )
     scenario = setup.scenario
-    plan = [(n, name) for n in scenario.batch.accumulation for name in scenario.variants]
+    plan = scenario.plan
     installed = TRAINER_VARIANTS.get("installed")
     references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
     return variants, plan, references
