@@ -1,6 +1,6 @@
 from typing import get_args
 
-from gaverify.catalog import MODES, catalog
+from gaverify.api.catalog import MODES, catalog
 from gaverify.spec.schema import Mode
 
 

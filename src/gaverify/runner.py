@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import gaverify
 from gaverify.backends import load_backend
 from gaverify.backends.kit import Interrupted
 from gaverify.calibrate import calibrate
@@ -64,10 +63,11 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
     """The judged result; `stopped`: the exit code of a stop (130, 143), or 0."""
     rows = [judge_row(m, judged.tolerance) for m in trace.measurements]
     groups, summaries = summarise(rows, judged)
+    facts = environment.collect()
     return RunResult(
-        gaverify_version=gaverify.__version__,
+        gaverify_version=facts["gaverify"],
         scenario=scenario.model_dump(mode="json"),
-        environment=environment.collect(),
+        environment=facts,
         device=trace.device,
         parameters=trace.parameters,
         notes=trace.notes,
@@ -126,7 +126,7 @@ def run_scenarios(
     else:
         code = EXIT_OK if all(r.ok for r in results) else EXIT_EXPECTATION_FAILED
     return RunSet(
-        gaverify_version=gaverify.__version__,
+        gaverify_version=environment.gaverify_version(),
         results=results,
         errors=errors,
         exit_code=code,

@@ -9,7 +9,7 @@ from gaverify.cli.options import DebugOpt
 @friendly_errors
 def list_(debug: DebugOpt = False) -> None:
     """List bundled scenarios, loss variants, tasks, optimizers and backends."""
-    from gaverify.catalog import catalog
+    from gaverify.api.catalog import catalog
     from gaverify.report import terminal as render
 
     render.print_listing(catalog())

@@ -100,3 +100,11 @@ DebugOpt = Annotated[
     bool,
     typer.Option("--debug", help="Show the full traceback of an error (or set GAVERIFY_DEBUG=1)."),
 ]
+
+
+def with_shorthands(overrides: list[str] | None, **shorthands: object) -> list[str]:
+    """The --set overrides plus options that stand for one, e.g. --device cuda
+    for --set device=cuda (`nproc` sets distributed.processes)."""
+    keys = {"nproc": "distributed.processes"}
+    given = [f"{keys.get(k, k)}={v}" for k, v in shorthands.items() if v is not None]
+    return [*(overrides or []), *given]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from functools import partial
 
 import typer
 
@@ -23,6 +22,7 @@ from gaverify.cli.options import (
     QuietOpt,
     ScenariosArg,
     SetOpt,
+    with_shorthands,
 )
 
 
@@ -43,44 +43,36 @@ def run(
 ) -> None:
     """Run full-batch vs accumulated training and judge every step."""
     from gaverify import allocator
-    from gaverify.errors import stop_name
-    from gaverify.output import check_writable
+    from gaverify.api import verify_all
     from gaverify.report import terminal as render
-    from gaverify.report.formats import write_report
-    from gaverify.runner import run_scenarios
-    from gaverify.spec.loading import load_all
+    from gaverify.report.formats import check_report_paths, write_reports
 
-    shorthands = {"device": device, "distributed.processes": nproc, "layers": layers}
-    specs = load_all(scenarios, set_, **shorthands)
     reports = {"json": json_path, "junit": junit_path, "markdown": markdown_path, "plot": plot_path}
-    for fmt, path in reports.items():
-        if path:  # before any model is built: a long run must not be lost to a bad path
-            check_writable(path, f"--{fmt}")
+    check_report_paths(reports)
     bar = render.ProgressBar(enabled=not (quiet or no_progress))
     if _command_line():  # gaverify is the program, not a host calling it
         allocator.keep_freed_memory()
-    alone = len(specs) == 1 or debug  # then an error is the command's error
     try:
         with sigterm_as_interrupt():
-            runset = run_scenarios(
-                specs,
-                bar,
-                on_result=bar.printing(partial(render.print_result, brief=quiet)),
-                on_error=None if alone else bar.printing(render.print_run_error),
+            outcome = verify_all(
+                scenarios or [],
+                with_shorthands(set_, device=device, nproc=nproc, layers=layers),
+                progress=bar,
+                on_result=bar.printing(lambda r: render.print_result(r.run, brief=quiet)),
+                on_error=_raise if debug else bar.printing(render.print_run_error),
                 command=_command_line(),
             )
     finally:
         bar.close()
-    if len(specs) > 1:
-        render.print_summary(runset)
-    if runset.interrupted:
-        stopped = f"interrupted ({stop_name(runset.exit_code)})"
-        render.print_notice(f"{stopped}: results so far kept; reports hold only those")
-    for fmt, path in reports.items():
-        for written in write_report(fmt, runset, path) if path else []:
-            if written != path:  # a name derived for one of several scenarios
-                render.print_notice(f"wrote {written}")
-    raise typer.Exit(runset.exit_code)
+    render.print_outcome(outcome.run_set, several=outcome.planned > 1)
+    for written in write_reports(outcome.run_set, reports):
+        render.print_notice(f"wrote {written}")
+    raise typer.Exit(outcome.exit_code)
+
+
+def _raise(label: str, exc: Exception) -> None:
+    """--debug: a scenario that cannot run stops the set, with its traceback."""
+    raise exc
 
 
 def _command_line() -> str | None:

@@ -11,7 +11,6 @@ import platform
 import sys
 from importlib import metadata
 
-import gaverify
 from gaverify import allocator
 
 _PACKAGES = ["torch", "transformers", "accelerate", "pydantic", "typer", "rich", "pyyaml"]
@@ -24,13 +23,18 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def gaverify_version() -> str:
+    """The installed gaverify's version (pyproject.toml is its one source)."""
+    return _version("gaverify")
+
+
 def collect() -> dict[str, str]:
     """Versions of gaverify, Python and the libraries it runs, the platform,
     and the accelerator torch sees."""
     import torch
 
     info = {
-        "gaverify": gaverify.__version__,
+        "gaverify": gaverify_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu count": str(os.cpu_count()),

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from gaverify.errors import GaverifyError
 from gaverify.measure.results import READABLE_VERSIONS, RunResult, RunSet
-from gaverify.output import write_atomic
+from gaverify.output import check_writable, write_atomic
 from gaverify.registry import Registry
 from gaverify.report.junit import junit_xml
 from gaverify.report.markdown import markdown_reports
@@ -87,6 +87,25 @@ def write_report(fmt: str, runset: RunSet, path: Path) -> list[Path]:
     for target, payload in zip(paths, spec.render(runset), strict=True):
         write_atomic(target, payload)
     return paths
+
+
+def check_report_paths(paths: dict[str, Path | None]) -> None:
+    """Exit 2 now, before any model is built, if a requested report (format
+    -> path, None: not requested) could not be written: a long run must not
+    be lost to a typo in an output path."""
+    for fmt, path in paths.items():
+        if path is not None:
+            check_writable(path, f"--{fmt}")
+
+
+def write_reports(runset: RunSet, paths: dict[str, Path | None]) -> list[Path]:
+    """Write every requested report; the files written under a name derived
+    from the one given (one per scenario, for plots of several)."""
+    derived = []
+    for fmt, path in paths.items():
+        if path is not None:
+            derived += [w for w in write_report(fmt, runset, path) if w != path]
+    return derived
 
 
 def render_report(fmt: str, runset: RunSet) -> list[str | bytes]:

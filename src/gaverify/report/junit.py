@@ -12,7 +12,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from gaverify.measure.results import GroupSummary, RunResult
+from gaverify.measure.results import RunResult
+from gaverify.report.failures import group_failure
 
 
 def junit_xml(results: Sequence[RunResult]) -> str:
@@ -44,28 +45,6 @@ def _suite(parent: ET.Element, result: RunResult) -> None:
             suite, "testcase", classname=f"gaverify.{name}", name=f"N={group.n} {group.variant}"
         )
         if not group.met:
-            message, text = _failure(result, group)
+            message, details = group_failure(result, group)
             failure = ET.SubElement(case, "failure", message=message, type=group.verdict)
-            failure.text = text
-
-
-def _failure(result: RunResult, group: GroupSummary) -> tuple[str, str]:
-    worst = ", ".join(
-        f"{metric} {value:.1e} (tol {result.tolerance.get(metric, float('nan')):.1e})"
-        for metric, value in group.worst.items()
-    )
-    message = (
-        f"N={group.n} {group.variant}: {group.verdict}, expected {group.expected}; "
-        f"{group.rows_failed}/{group.rows} rows over tolerance"
-    )
-    rows = [
-        f"step {r.step}: {r.verdict}" + (f" ({', '.join(r.exceeded)})" if r.exceeded else "")
-        for r in result.rows
-        if (r.n, r.variant) == (group.n, group.variant) and r.verdict != "pass"
-    ]
-    diagnoses = [
-        f"diagnosis: {d.pattern} (step {d.step}): {d.detail}"
-        for d in result.diagnoses
-        if (d.n, d.variant) == (group.n, group.variant)
-    ]
-    return message, "\n".join([f"worst: {worst}", *rows, *diagnoses])
+            failure.text = "\n".join(details)

@@ -132,6 +132,16 @@ def print_summary(runset: RunSet, console: Console = out) -> None:
     )
 
 
+def print_outcome(runset: RunSet, several: bool) -> None:
+    """What closes a run: the summary table when several scenarios were
+    named, and a notice when Ctrl-C or SIGTERM stopped it."""
+    if several:
+        print_summary(runset)
+    if runset.interrupted:
+        stopped = f"interrupted ({stop_name(runset.exit_code)})"
+        print_notice(f"{stopped}: results so far kept; reports hold only those")
+
+
 def print_yaml(data: dict[str, Any], console: Console = out) -> None:
     """A resolved scenario as YAML (what `validate` shows)."""
     import yaml

@@ -8,7 +8,10 @@ and all problems are reported together.
 from __future__ import annotations
 
 import copy
+import os
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,21 +84,49 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of `data` with each 'a.b=value' override set (sections created)."""
+# Overrides as the CLI gives them ('a.b=value' texts, values read as YAML) or
+# as the Python API does (a mapping of dotted keys to values).
+Overrides = Sequence[str] | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Override:
+    path: list[str]
+    value: Any
+    where: str  # how an error names it: "--set a.b=1" or "overrides['a.b']"
+    via: str  # "--set" or "overrides"
+
+
+def _overrides(overrides: Overrides | None) -> list[_Override]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        found = []
+        for key, value in overrides.items():
+            path = str(key).split(".")
+            if not all(path):
+                expected = "expected a dotted key, e.g. 'batch.size'"
+                raise ScenarioError("overrides", [f"{key!r}: {expected}"])
+            found.append(_Override(path, value, f"overrides[{str(key)!r}]", "overrides"))
+        return found
+    texts = [overrides] if isinstance(overrides, str) else list(overrides)
+    return [_Override(*parse_override(t), f"--set {t}", "--set") for t in texts]
+
+
+def apply_overrides(data: dict[str, Any], overrides: Overrides | None) -> dict[str, Any]:
+    """A copy of `data` with each override set (sections created on the way)."""
     data = copy.deepcopy(data)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
+    for override in _overrides(overrides):
+        path, node = override.path, data
         for i, part in enumerate(path[:-1]):
             if part not in node:
                 node[part] = _mapping_default(path[: i + 1])
             child = node[part]
             if not isinstance(child, dict):
                 where = ".".join(path[: i + 1])
-                raise ScenarioError(f"--set {text}", [f"'{where}' is a value, not a section"])
+                raise ScenarioError(override.where, [f"'{where}' is a value, not a section"])
             node = child
-        node[path[-1]] = value
+        node[path[-1]] = copy.deepcopy(override.value)
     return data
 
 
@@ -112,32 +143,39 @@ def _mapping_default(path: list[str]) -> dict[str, Any]:
     return dict(default) if isinstance(default, dict) else {}
 
 
-def load_scenario(path: Path | None = None, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(path: Path | None = None, overrides: Overrides | None = None) -> Scenario:
     """Read, override and validate a scenario; `path=None` is the built-in one."""
     data = read_yaml(path) if path is not None else {}
-    overrides = overrides or []
+    source = str(path) if path is not None else BUILTIN
+    return _validate(data, source, overrides, Path(path).resolve().parent if path else None)
+
+
+def _validate(
+    data: dict[str, Any], source: str, overrides: Overrides | None, source_dir: Path | None
+) -> Scenario:
+    """`data` with the overrides set, validated; every problem names `source`."""
     data = apply_overrides(data, overrides)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        source = str(path) if path is not None else BUILTIN
-        overridden = {parse_override(o)[0][0] for o in overrides}
+        overridden = {o.path[0]: o.via for o in _overrides(overrides)}
         problems = [_problem(err, overridden) for err in exc.errors()]
         raise ScenarioError(source, problems) from None
-    if path is not None:
-        scenario._source_dir = Path(path).resolve().parent
+    scenario._source_dir = source_dir
     return scenario
 
 
-def _problem(err: dict[str, Any], overridden: set[str]) -> str:
+def _problem(err: dict[str, Any], overridden: dict[str, str]) -> str:
+    """One line for one validation error; `overridden`: top-level key -> the
+    option that set it ("--set" or "overrides")."""
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")
     named = re.match(r"([a-z_]+)[.:\s(]", msg)
     if not loc and named and named[1] in Scenario.model_fields:
         # a check across fields names its key first: "loop.step: backend ..."
-        return f"{msg}{' (from --set)' if named[1] in overridden else ''}"
+        return f"{msg}{f' (from {overridden[named[1]]})' if named[1] in overridden else ''}"
     key = ".".join(loc) or "(top level)"
-    via = " (from --set)" if loc and loc[0] in overridden else ""
+    via = f" (from {overridden[loc[0]]})" if loc and loc[0] in overridden else ""
     if err["type"] == "extra_forbidden":
         section = _section_at(err["loc"][:-1])
         hint = did_you_mean(loc[-1], section.model_fields) if section else ""
@@ -171,22 +209,49 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load(arg: str | None, overrides: list[str] | None, **shorthands: object) -> Scenario:
-    """The scenario a command names (file, bundled name or none), overridden;
-    `shorthands` are options such as --device that stand for --set field=value."""
-    overrides = list(overrides or [])
-    overrides += [f"{key}={value}" for key, value in shorthands.items() if value is not None]
-    return load_scenario(resolve(arg) if arg else None, overrides)
+# What names a scenario: a file or folder path, a bundled name, a mapping of
+# its keys, a Scenario, or None (the built-in default).
+ScenarioLike = str | os.PathLike[str] | Mapping[str, Any] | Scenario | None
 
 
-def _expand(args: list[str]) -> list[str | None]:
+def load(arg: ScenarioLike, overrides: Overrides | None = None) -> Scenario:
+    """The scenario `arg` names, with `overrides` set and everything validated."""
+    if arg is None or isinstance(arg, str | os.PathLike):
+        return load_scenario(resolve(os.fspath(arg)) if arg else None, overrides)
+    if isinstance(arg, Scenario):
+        if not overrides:
+            return arg
+        return _validate(arg.model_dump(), f"scenario {arg.name!r}", overrides, arg.source_dir)
+    if isinstance(arg, Mapping):
+        return _validate(dict(arg), "scenario mapping", overrides, None)
+    expected = "a path, a bundled name, a mapping or a Scenario"
+    raise GaverifyError(f"scenario: expected {expected}, got {type(arg).__name__}")
+
+
+def _label(arg: ScenarioLike) -> str:
+    """How a scenario is named in a run set's errors and summary."""
+    if arg is None:
+        return "default"
+    if isinstance(arg, str | os.PathLike):
+        return os.fspath(arg)
+    name = (
+        arg.name
+        if isinstance(arg, Scenario)
+        else arg.get("name")
+        if isinstance(arg, Mapping)
+        else None
+    )
+    return str(name or "scenario")
+
+
+def _expand(args: Sequence[ScenarioLike]) -> list[ScenarioLike]:
     """Folders become the *.yaml files in them (sorted); no argument is the default."""
-    out: list[str | None] = []
+    out: list[ScenarioLike] = []
     for arg in args:
-        if Path(arg).is_dir():
+        if isinstance(arg, str | os.PathLike) and Path(arg).is_dir():
             found = sorted(str(p) for p in Path(arg).glob("*.yaml"))
             if not found:
-                raise ScenarioError(arg, ["no *.yaml scenario files in this folder"])
+                raise ScenarioError(os.fspath(arg), ["no *.yaml scenario files in this folder"])
             out += found
         else:
             out.append(arg)
@@ -194,14 +259,14 @@ def _expand(args: list[str]) -> list[str | None]:
 
 
 def load_all(
-    args: list[str] | None, overrides: list[str] | None, **shorthands: object
+    args: Sequence[ScenarioLike] | None, overrides: Overrides | None = None
 ) -> list[tuple[str, Scenario]]:
     """(label, scenario) for every scenario the arguments name. All are
     validated before any runs, and every problem of every file is reported."""
     loaded, problems = [], []
     for arg in _expand(list(args or [])):
         try:
-            loaded.append((arg or "default", load(arg, overrides, **shorthands)))
+            loaded.append((_label(arg), load(arg, overrides)))
         except GaverifyError as exc:
             problems += exc.lines()
     if problems:
