@@ -15,7 +15,8 @@ CLI's `run` and the pytest plugin (gaverify/pytest_plugin.py) both go through he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from gaverify.api.result import Result, Results
@@ -80,9 +81,12 @@ def verify_all(
     Every scenario is validated before any runs (all problems are raised
     together). A scenario that cannot run is recorded in `Results.errors`,
     reported to `on_error`, and the rest still run; a lone scenario raises
-    its GaverifyError as `verify` does. `on_result` sees each Result as it
-    is judged; `command` is recorded in the reports.
+    its GaverifyError as `verify` does. Ctrl-C or SIGTERM stops the set:
+    `Results.interrupted`, with what was measured. `on_result` sees each
+    Result as it is judged; `command` is recorded in the reports.
     """
+    if isinstance(scenarios, str | os.PathLike | Mapping | Scenario):
+        scenarios = [scenarios]  # one scenario, not a sequence of characters or keys
     loaded = load_all(scenarios, overrides)
 
     def judged(run: RunResult) -> None:

@@ -223,7 +223,9 @@ def load(arg: ScenarioLike, overrides: Overrides | None = None) -> Scenario:
             return arg
         return _validate(arg.model_dump(), f"scenario {arg.name!r}", overrides, arg.source_dir)
     if isinstance(arg, Mapping):
-        return _validate(dict(arg), "scenario mapping", overrides, None)
+        name = arg.get("name")
+        source = f"scenario mapping {name!r}" if name else "scenario mapping"
+        return _validate(dict(arg), source, overrides, None)
     expected = "a path, a bundled name, a mapping or a Scenario"
     raise GaverifyError(f"scenario: expected {expected}, got {type(arg).__name__}")
 
