@@ -1,4 +1,4 @@
-"""Example compute_loss_func implementations for custom-loss.yaml.
+"""Example compute_loss_func implementations for custom-loss.yaml and moe-*.yaml.
 
 The signature is transformers' Trainer(compute_loss_func=...): the model's
 outputs, the *unshifted* labels, and num_items_in_batch, the count of the
@@ -78,3 +78,20 @@ def causal_lm_mean(logits, labels, vocab_size=None, num_items_in_batch=None, **k
     return F.cross_entropy(
         _upcast(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
     )
+
+
+def moe_aux_by_items(outputs, labels, num_items_in_batch):
+    """A causal LM's token loss with num_items_in_batch, plus an MoE router's
+    aux loss weighted by this micro-batch's share of the items (T_i / T): over
+    a window the shares sum to 1, so the aux loss keeps its full-batch weight
+    however many micro-batches there are (the model adds it at weight 1 to
+    each, N times in all). The coefficient is the scenarios' 0.02."""
+    logits, targets = outputs.logits[:, :-1], labels[:, 1:]
+    summed = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+        ignore_index=-100, reduction="sum",
+    )  # fmt: skip
+    if outputs.aux_loss is None:  # router logits off: the token loss alone
+        return summed / num_items_in_batch
+    share = (targets != -100).sum() / num_items_in_batch
+    return summed / num_items_in_batch + 0.02 * outputs.aux_loss * share

@@ -19,7 +19,9 @@ here = Path(__file__).parent
 with (here / "alice.jsonl").open("w", encoding="utf-8") as out:
     for line in (here / "alice.txt").read_text(encoding="utf-8").splitlines():
         words = line.split()
-        tags = [2 if any(c in string.punctuation for c in w) else int(w[0].isupper()) for w in words]
+        tags = [
+            2 if any(c in string.punctuation for c in w) else int(w[0].isupper()) for w in words
+        ]
         row = {
             "text": line,
             "label": int('"' in line),

@@ -77,7 +77,10 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
         rows=rows,
         groups=groups,
         variants=summaries,
-        diagnoses=diagnose(rows, trace.fits, scenario.dtype, scenario.model.dropout),
+        diagnoses=diagnose(
+            rows, trace.fits, scenario.dtype, scenario.model.dropout, trace.extra_fits
+        ),
+        extra_fits=trace.extra_fits,
         exit_code=stopped or exit_code(groups),
         interrupted=bool(stopped),
         timings={"total_s": round(time.perf_counter() - started, 3)},

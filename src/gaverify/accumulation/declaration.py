@@ -32,6 +32,9 @@ class Declaration:
     processes: int = 1  # the fewest processes it means anything on
     reads: str | None = None  # a scenario key (section.field) that it needs and only it uses
     check: Check | None = None  # other constraints on the scenario
+    # Its loss is the model's own (or read from the model's outputs), so it
+    # carries the terms a model adds beyond the token loss (MoE router losses).
+    model_loss: bool = False
     # Made once the model exists (loss-type names user code in loss.loss_type):
     # (scenario, search path, model) -> the declaration to run.
     build: Callable[[Any, list[Path], Any], Declaration] | None = None

@@ -32,6 +32,7 @@ class TrainerVariant(Declaration):
     """A Trainer configuration (the verdict a correct release earns with it
     is its declared `expected`)."""
 
+    model_loss: bool = True  # every Trainer set-up trains on the model's outputs
     accepts_loss_kwargs: bool | None = None  # None: leave the model as it is
     compute_loss_func: Callable[..., Any] | None = None
     args: tuple[tuple[str, Any], ...] = ()  # TrainingArguments this variant sets

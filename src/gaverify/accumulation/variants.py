@@ -183,6 +183,7 @@ VARIANTS.add(
         "pass",
         loss=model_loss,
         own_reference=True,
+        model_loss=True,
         check=_unsmoothed("model"),
     ),
 )
@@ -205,6 +206,7 @@ VARIANTS.add(
         "pass",
         reads="loss.loss_type",
         own_reference=True,
+        model_loss=True,
         check=_unsmoothed("loss-type"),
         build=lambda scenario, search, model: loss_type_variant(
             scenario.loss.loss_type, search, model
@@ -226,6 +228,7 @@ def loss_type_variant(path: str, search: list[Path], model: Any) -> Variant:
         loss=lambda window: dispatch.call(model_loss, window),
         origin=dispatch.origin,
         own_reference=True,
+        model_loss=True,
     )
 
 
@@ -242,7 +245,13 @@ def custom_variant(path: str, search: list[Path]) -> Variant:
 
     summary = "your compute_loss_func (as the Trainer calls it)"
     return Variant(
-        path, summary, "pass", loss=loss, origin=describe(func, path), own_reference=True
+        path,
+        summary,
+        "pass",
+        loss=loss,
+        origin=describe(func, path),
+        own_reference=True,
+        model_loss=True,
     )
 
 

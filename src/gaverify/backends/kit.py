@@ -6,6 +6,8 @@ reads gradients. Everything else is a `Run`:
 - its Setup (model, task, variants, the samples of every step) and the
   GradientFitter that names a diverging gradient;
 - `row`: one Measurement of an accumulated run against its reference;
+- `splits` / `split_extras`: for a loss with extra terms (MoE router
+  losses), the token parts to compare and the terms' weight;
 - `trace`: the rows so far, in one order (step, then N, then variant, as the
   scenario lists them), with the notes every report shows;
 - `recording`: a block whose Ctrl-C (KeyboardInterrupt) becomes Interrupted,
@@ -19,13 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gaverify.accumulation.extras import describe_terms
 from gaverify.accumulation.variants import resolve
 from gaverify.backends.setup import Setup
+from gaverify.errors import GaverifyError
 from gaverify.measure.compare import GradComparison, top_layers
+from gaverify.measure.extras import has_extras, split
 from gaverify.measure.fit import GradientFitter
-from gaverify.measure.results import Measurement, Trace
+from gaverify.measure.results import ExtraFit, Measurement, Trace
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
+
+Pair = tuple[float, Any]  # (loss, gradient list)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -57,7 +64,17 @@ class Run:
         self.rows: list[Measurement] = []  # filled as they come, so Ctrl-C keeps them
         self.header = header or []  # which engine ran, and what its reference is
         self.notes: list[str] = []  # found while running; each shown once
+        self.extra_fits: dict[tuple[int, str], ExtraFit] = {}  # the first step's, per N x variant
         self._late_notes = late_notes  # notes only known at the end (the loop's step counts)
+        if scenario.dtype == "float64" and any(map(self.splits, self.setup.variants)):
+            # transformers computes router statistics in float32 whatever the model's
+            # dtype: one backward of token loss + aux differs from two at 1e-8
+            raise GaverifyError(
+                f"dtype: float64 cannot judge {scenario.model.type}'s extra loss terms "
+                f"({describe_terms(self.setup.built.model)}): its router statistics are "
+                "computed in float32, so its gradients split into token part and extra "
+                "terms to float32 precision only; run it in float32"
+            )
 
     def row(
         self,
@@ -70,6 +87,7 @@ class Run:
         comparison: GradComparison,
         param_diff: float | None = None,
         logged_norms: tuple[float | None, float | None] = (None, None),
+        extra_weight: float | None = None,
     ) -> Measurement:
         """Record one (step, N, variant) against its reference. A gradient
         norm the engine logged (the Trainer's grad_norm) wins over the measured one."""
@@ -89,6 +107,7 @@ class Run:
             grad_cosine=comparison.cosine,
             param_max_abs=param_diff,
             layers=top_layers(self.setup.parameter_names, comparison, k) if k else None,
+            extra_weight=extra_weight,
         )
         self.rows.append(measurement)
         return measurement
@@ -108,7 +127,26 @@ class Run:
                 *dict.fromkeys([*self.notes, *late]),
             ],
             fits=self.fitter.records(),
+            extra_fits=list(self.extra_fits.values()),
         )
+
+    def splits(self, variant: str) -> bool:
+        """Whether `variant`'s loss carries extra terms (an MoE router's aux
+        loss) to be split off its gradients before they are compared."""
+        return self.setup.variants[variant].model_loss and has_extras(self.setup.built.model)
+
+    def split_extras(
+        self, model: Any, micro: list, samples: list, got: Pair, ref: Pair,
+        where: tuple[int, int, str], ranks: int = 1,
+    ) -> tuple[Pair, Pair, float]:  # fmt: skip
+        """The token parts of `got` (the accumulated run's loss and gradient
+        over `micro`) and `ref` (the same loss on the full batch of `samples`),
+        both at `model`'s parameters, and the extra terms' weight
+        (measure/extras.py); the first step's fit is kept per N x variant."""
+        done = split(self.setup, model, micro, self.setup.collate(samples), got, ref, where,
+                     self.fitter.sketch, ranks)  # fmt: skip
+        self.extra_fits.setdefault((where[1], where[2]), done.fit)
+        return (done.got_loss, done.got_grads), (done.ref_loss, done.ref_grads), done.fit.weight
 
     @contextmanager
     def recording(self) -> Iterator[Run]:

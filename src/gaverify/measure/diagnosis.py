@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from gaverify.accumulation.extras import CORRECT
 from gaverify.measure.patterns import PRECISION, close, name_weights, uniform
-from gaverify.measure.results import Diagnosis, GradientFit, Row
+from gaverify.measure.results import Diagnosis, ExtraFit, GradientFit, Row
 
 # A diverging gradient is diagnosed only from a fit; a backend that fits none
 # (the Trainer on several processes) leaves its rows undiagnosed.
@@ -32,19 +33,42 @@ def _ratio(x: float, n: int) -> str:
 
 
 def diagnose(
-    rows: Sequence[Row], fits: Sequence[GradientFit], dtype: str, dropout: bool = False
+    rows: Sequence[Row],
+    fits: Sequence[GradientFit],
+    dtype: str,
+    dropout: bool = False,
+    extra_fits: Sequence[ExtraFit] = (),
 ) -> list[Diagnosis]:
     """One Diagnosis per (N, variant) with a failing row, in row order
     (none for a diverging gradient its backend did not fit). With dropout on,
-    a fitted divergence is named as dropout's: its masks differ between runs."""
+    a fitted divergence is named as dropout's: its masks differ between runs.
+    Extra loss terms (MoE router losses) weighted wrongly are named by their
+    fitted weight, after the token part's diagnosis when that fails too."""
     precision = PRECISION[dtype]
     fitted = {(f.n, f.variant): f for f in fits}
+    extras = {(f.n, f.variant): f for f in extra_fits}
     out: dict[tuple[int, str], Diagnosis] = {}
     for row in rows:
         key = (row.n, row.variant)
         if row.verdict == "pass" or key in out:
             continue
         fit = fitted.get(key)
+        if "extra_weight_rel" in row.exceeded and key in extras:
+            extra = extras[key]
+            weights = ", ".join(f"{w:.4g}" for w in extra.weights)
+            words = (
+                f"the extra loss terms ({extra.terms}) weigh {extra.weight:.4g}x their "
+                f"full-batch weight in the accumulated gradient: {extra.detail}; per "
+                f"micro-batch {weights} (a mean: {1 / (row.n * extra.ranks):.4g} each)"
+            )
+            if row.exceeded == ["extra_weight_rel"]:  # the token part is right
+                out[key] = Diagnosis(
+                    n=row.n, variant=row.variant, step=extra.step, pattern=extra.pattern,
+                    detail=words,
+                )  # fmt: skip
+                continue
+            token_only = [m for m in row.exceeded if m != "extra_weight_rel"]
+            row = row.model_copy(update={"exceeded": token_only})
         if fit is not None:
             pattern, detail, also = name_weights(fit, precision)
             out[key] = Diagnosis(
@@ -73,6 +97,11 @@ def diagnose(
             out[key] = Diagnosis(
                 n=row.n, variant=row.variant, step=row.step, pattern="unrecognised", detail=detail
             )
+    for key, d in out.items():  # a token part that fails too: its diagnosis first
+        extra = extras.get(key)
+        wrong = extra is not None and extra.pattern not in CORRECT
+        if wrong and not d.pattern.startswith("extra-"):
+            d.detail += f"; and the extra loss terms ({extra.terms}): {extra.detail}"
     found = list(out.values())
     _constant_across_n(found, precision)
     if dropout:

@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-SCHEMA_VERSION = 4  # 3: `interrupted` on results and run sets; 4: `scale` on fits
-READABLE_VERSIONS = (2, 3, 4)  # 2 lacks `interrupted` (False), 2 and 3 `scale` (1.0)
+# 3: `interrupted` on results and run sets; 4: `scale` on fits; 5: `extra_weight`
+# on rows and `extra_fits` on results (models whose loss has MoE router terms)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (2, 3, 4, 5)  # 2 lacks `interrupted` (False), 2 and 3 `scale` (1.0)
 
 RowVerdict = Literal["pass", "fail", "non-finite"]
 
@@ -27,6 +29,8 @@ METRICS: dict[str, str] = {
     "grad_rel_l2": "|g GA - g full| / |g full|",
     "cosine_distance": "1 - cos(g GA, g full)",
     "param_max_abs": "max |p GA - p full| after the optimizer step (trajectory mode)",
+    "extra_weight_rel": "|w - 1|: w the weight of the extra loss terms (an MoE router's aux "
+    "loss) against their full-batch weight; 1 is a mean over micro-batches",
 }
 
 
@@ -67,6 +71,12 @@ class Measurement(BaseModel):
     layers: list[LayerDivergence] | None = Field(
         None, description="the parameters diverging most (scenario field `layers`)"
     )
+    extra_weight: float | None = Field(
+        None,
+        description="a loss with extra terms (MoE router losses): their weight in the "
+        "accumulated gradient, in units of their full-batch weight; the loss and gradient "
+        "figures are then the token parts",
+    )
 
     @computed_field
     @property
@@ -88,8 +98,14 @@ class Measurement(BaseModel):
     def cosine_distance(self) -> float:
         return 1.0 - self.grad_cosine
 
+    @computed_field
+    @property
+    def extra_weight_rel(self) -> float | None:
+        return None if self.extra_weight is None else abs(self.extra_weight - 1.0)
+
     def metric_values(self) -> dict[str, float]:
-        """The judged metrics this row has (param_max_abs only in trajectory mode)."""
+        """The judged metrics this row has (param_max_abs only in trajectory
+        mode, extra_weight_rel only for a loss with extra terms)."""
         values = {name: getattr(self, name) for name in METRICS}
         return {k: v for k, v in values.items() if v is not None}
 
@@ -114,6 +130,26 @@ class GradientFit(BaseModel):
     )
 
 
+class ExtraFit(BaseModel):
+    """The weight of a loss's extra terms (an MoE router's aux loss) in an
+    accumulated gradient, fitted at the first step: G = sum_i c_i g_i +
+    sum_i a_i e_i over the micro-batches' token and extra-term gradients."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    step: int
+    n: int
+    variant: str
+    terms: str = Field(description="the terms and their coefficients, e.g. aux_loss x 0.02")
+    weights: list[float] = Field(description="a_i: each micro-batch's extra terms' weight")
+    full_weight: float = Field(description="b: their weight in the loss on the full batch")
+    weight: float = Field(description="sum_i a_i / b: 1 a mean over micro-batches, N summed")
+    pattern: str = Field(description="extra-mean, extra-summed, ... (accumulation/extras.py)")
+    detail: str
+    residual: float = Field(description="|G - fit| / |G|, in the sketch")
+    ranks: int = Field(1, description="W: weights listed rank by rank")
+
+
 class Diagnosis(BaseModel):
     """How one failing (N, variant) diverged: a pattern name and its evidence."""
 
@@ -136,6 +172,7 @@ class Trace(BaseModel):
     parameters: int
     notes: list[str] = Field(default_factory=list)
     fits: list[GradientFit] = Field(default_factory=list)
+    extra_fits: list[ExtraFit] = Field(default_factory=list)
 
 
 class Row(Measurement):
@@ -194,6 +231,9 @@ class RunResult(BaseModel):
     groups: list[GroupSummary]
     variants: list[VariantSummary]
     diagnoses: list[Diagnosis] = Field(default_factory=list)
+    extra_fits: list[ExtraFit] = Field(
+        default_factory=list, description="the extra loss terms' fitted weight per N x variant"
+    )
     exit_code: int
     interrupted: bool = Field(False, description="stopped by Ctrl-C: the rows measured so far")
     timings: dict[str, float] = Field(description="seconds; the only non-repeatable numbers")

@@ -122,10 +122,22 @@ def build_model(
             "not a torch.nn.Module"
         )
     built.model.to(device=device, dtype=torch_dtype(dtype))
+    if dtype == "float64" and _experts_grouped(built.model):
+        built.model.set_experts_implementation("eager")
+        built.notes.append("model: experts run eagerly (grouped_mm has no float64 kernel)")
     built.model.train(spec.dropout)
     if guard is not None and shapes is None:
         guard(built.model)
     return built
+
+
+def _experts_grouped(model: Any) -> bool:
+    """Whether a mixture-of-experts model runs its experts with grouped_mm
+    (transformers >= 5), which has float32 and 16-bit kernels only."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_experts_implementation", None) == "grouped_mm" and hasattr(
+        model, "set_experts_implementation"
+    )
 
 
 def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:

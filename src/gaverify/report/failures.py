@@ -39,6 +39,19 @@ def group_failure(result: RunResult, group: GroupSummary) -> tuple[str, list[str
     return headline, [f"worst: {worst_line(group.worst, result.tolerance)}", *rows, *diagnoses]
 
 
+def extra_line(result: RunResult, variant: str) -> str | None:
+    """The weight fitted to a variant's extra loss terms (MoE router losses)
+    at each N, in units of their full-batch weight; None without any."""
+    fits = [f for f in result.extra_fits if f.variant == variant]
+    if not fits:
+        return None
+    weights = ", ".join(f"N={f.n} {f.weight:.4g}" for f in fits)
+    return (
+        f"extra loss terms ({fits[0].terms}) fitted weight {weights} "
+        "(1: a mean over micro-batches, as on the full batch; N: summed)"
+    )
+
+
 def explain(result: RunResult) -> str:
     """Why a result is not as its scenario expects, variant by variant (its
     worst metrics over every N, then each N's diagnosis); '' when it is."""
@@ -60,5 +73,7 @@ def explain(result: RunResult) -> str:
             for d in result.diagnoses
             if d.variant == summary.variant
         ]
+        if extra := extra_line(result, summary.variant):
+            lines.append(f"  {extra}")
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import yaml
 
 from gaverify.measure.results import METRICS, RunResult
+from gaverify.report.failures import extra_line
 
 _COLUMNS = ["step", "N", "variant", "loss full", "loss GA", "loss rel Δ", "‖g‖ full", "‖g‖ GA",
             "grad rel-L2", "verdict"]  # fmt: skip
@@ -34,7 +35,9 @@ def _cell(text: str, over: bool) -> str:
 
 def _measurements(result: RunResult) -> list[str]:
     trajectory = result.scenario.get("mode") == "trajectory"
-    header = _COLUMNS[:-1] + (["max \\|Δp\\|"] if trajectory else []) + ["verdict"]
+    extras = any(r.extra_weight is not None for r in result.rows)
+    header = _COLUMNS[:-1] + (["max \\|Δp\\|"] if trajectory else [])
+    header += (["extra weight"] if extras else []) + ["verdict"]
     rows = []
     for r in result.rows:
         cells = [
@@ -50,6 +53,9 @@ def _measurements(result: RunResult) -> list[str]:
         ]
         if trajectory:
             cells.append(_cell(_sci(r.param_max_abs), "param_max_abs" in r.exceeded))
+        if extras:
+            weight = "-" if r.extra_weight is None else f"{r.extra_weight:.4g}"
+            cells.append(_cell(weight, "extra_weight_rel" in r.exceeded))
         rows.append([*cells, r.verdict.upper()])
     return _table(header, rows)
 
@@ -86,6 +92,8 @@ def _diagnoses(result: RunResult) -> list[str]:
         if d.also:
             line += f" (also consistent: {', '.join(d.also)})"
         lines.append(line)
+    for variant in dict.fromkeys(f.variant for f in result.extra_fits):
+        lines.append(f"- **`{variant}`**: {extra_line(result, variant)}")
     return lines
 
 

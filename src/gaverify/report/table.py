@@ -53,8 +53,10 @@ def result_table(result: RunResult) -> Table:
     """The per-step table: one row per step x N x variant. Cells over their
     tolerance are red; cosine is judged too but lives in the JSON."""
     trajectory = result.scenario["mode"] == "trajectory"
+    extras = any(r.extra_weight is not None for r in result.rows)
     table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
-    for header, right in _COLUMNS + ([("max\n|Δp|", True)] if trajectory else []):
+    optional = [("max\n|Δp|", True)] if trajectory else []
+    for header, right in _COLUMNS + optional + ([("extra\nweight", True)] if extras else []):
         table.add_column(header, justify="right" if right else "left", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for i, row in enumerate(result.rows):
@@ -74,6 +76,9 @@ def result_table(result: RunResult) -> Table:
         ]
         if trajectory:
             cells.append(_cell(row, "param_max_abs", sci(row.param_max_abs)))
+        if extras:
+            weight = "-" if row.extra_weight is None else f"{row.extra_weight:.4g}"
+            cells.append(_cell(row, "extra_weight_rel", weight))
         table.add_row(*cells, verdict_markup(row.verdict))
     return table
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from gaverify.errors import GaverifyError, stop_name
 from gaverify.measure.results import RunResult, RunSet
 from gaverify.progress import Progress
+from gaverify.report.failures import extra_line
 from gaverify.report.table import (
     STYLE,
     calibration_line,
@@ -46,6 +47,8 @@ def print_result(result: RunResult, console: Console = out, brief: bool = False)
     for summary in result.variants:
         for line in summary_lines(summary, result.rows, result.tolerance):
             console.print(line)
+        if extra := extra_line(result, summary.variant):
+            console.print(f"  {escape(extra)}")
         for diagnosis in result.diagnoses:
             if diagnosis.variant == summary.variant:
                 console.print(f"  {escape(diagnosis_line(diagnosis))}")

@@ -25,6 +25,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "grad_rel_l2": 1e-9,
         "cosine_distance": 1e-12,
         "param_max_abs": 1e-9,
+        "extra_weight_rel": 1e-3,
     },
     "float32": {
         "loss_rel": 1e-5,
@@ -32,6 +33,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "grad_rel_l2": 1e-4,
         "cosine_distance": 1e-6,
         "param_max_abs": 1e-4,
+        "extra_weight_rel": 1e-2,
     },
     "bfloat16": {
         "loss_rel": 2e-2,
@@ -39,6 +41,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "grad_rel_l2": 5e-2,
         "cosine_distance": 5e-3,
         "param_max_abs": 5e-2,
+        "extra_weight_rel": 5e-2,
     },
 }
 
@@ -60,6 +63,9 @@ class Tolerance(BaseModel):
     grad_rel_l2: float | None = Field(None, ge=0)
     cosine_distance: float | None = Field(None, ge=0, description="1 - cosine similarity")
     param_max_abs: float | None = Field(None, ge=0, description="trajectory mode only")
+    extra_weight_rel: float | None = Field(
+        None, ge=0, description="|w - 1|, w the weight of an MoE router loss (models with one)"
+    )
 
     @model_validator(mode="before")
     @classmethod
