@@ -192,3 +192,28 @@ def test_dropout_on_a_real_model_is_named_as_dropout_not_rounding():
     fixed = [d for d in result.diagnoses if d.variant == "fixed"]
     assert fixed and {d.pattern for d in fixed} == {"dropout"}
     assert all("rounding" not in d.detail for d in fixed)
+
+
+def _extra_fit(weights, full=1.0, n=2, ranks=1, variant="model"):
+    from gaverify.accumulation.extras import weigh
+    from gaverify.measure.results import ExtraFit
+
+    total, pattern, detail = weigh(weights, full, n, ranks)
+    return ExtraFit(step=1, n=n, variant=variant, terms="aux_loss x 0.02", weights=weights,
+                    full_weight=full, weight=total, pattern=pattern, detail=detail,
+                    residual=1e-9, ranks=ranks)  # fmt: skip
+
+
+def test_a_summed_aux_loss_with_a_right_token_part_is_named_by_its_weight():
+    row = _row(n=2, items_micro=[3, 5], loss_ga=2.0, variant="model", extra_weight=2.0)
+    (d,) = diagnose([row], [], "float32", extra_fits=[_extra_fit([1.0, 1.0])])
+    assert d.pattern == "extra-summed"
+    assert d.detail.startswith("the extra loss terms (aux_loss x 0.02) weigh 2x their full-batch")
+    assert "per micro-batch 1, 1 (a mean: 0.5 each)" in d.detail
+
+
+def test_a_right_aux_weight_adds_nothing_to_a_token_diagnosis():
+    row = _row(n=2, items_micro=[3, 5], loss_ga=2.0, variant="model", grad_rel_l2=0.3,
+               extra_weight=1.0)  # fmt: skip
+    assert row.exceeded == ["grad_rel_l2"]
+    assert diagnose([row], [], "float32", extra_fits=[_extra_fit([0.5, 0.5])]) == []  # no fit

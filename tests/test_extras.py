@@ -89,3 +89,46 @@ def test_float64_is_refused_where_the_router_computes_in_float32():
     # without extra terms to judge, float64 runs (experts eagerly: grouped_mm has no kernel)
     result = run_scenario(_moe(dtype="float64", variants=["fixed"]))
     assert result.ok and any("experts run eagerly" in note for note in result.notes)
+
+
+def test_the_installed_trainer_sums_the_aux_loss_and_a_weighted_loss_passes():
+    result = run_scenario(_moe(backend="trainer", variants=["installed", "pre-fix", BY_ITEMS]))
+    weights = {(f.n, f.variant): round(f.weight, 3) for f in result.extra_fits}
+    assert weights == {
+        (2, "installed"): 2.0, (4, "installed"): 4.0,  # summed: N x the mean
+        (2, "pre-fix"): 1.0, (4, "pre-fix"): 1.0,  # mean / N: the aux weight is right ...
+        (2, BY_ITEMS): 1.0, (4, BY_ITEMS): 1.0,
+    }  # fmt: skip
+    patterns = {(d.n, d.variant): d.pattern for d in result.diagnoses}
+    assert patterns[(4, "installed")] == "extra-summed"
+    assert patterns[(4, "pre-fix")] == "mean-of-means"  # ... its token part is not
+    installed = [r for r in result.rows if r.variant == "installed"]
+    assert all(r.exceeded == ["extra_weight_rel"] and r.param_max_abs is None for r in installed)
+    assert {v.variant: v.verdict for v in result.variants}[BY_ITEMS] == "pass"
+
+
+@pytest.mark.slow
+def test_transformers_48690_the_trainer_on_two_processes_multiplies_the_aux_loss_by_w():
+    scenario = _moe(
+        backend="trainer", distributed={"processes": 2}, batch={"accumulation": [2]},
+        variants=["installed", "local-count", BY_ITEMS],
+    )  # fmt: skip
+    result = run_scenario(scenario)
+    fits = {f.variant: f for f in result.extra_fits}
+    assert fits["installed"].pattern == "extra-summed-times-world"
+    assert fits["installed"].weight == pytest.approx(4.0, rel=1e-3)  # N x W
+    assert fits["installed"].ranks == 2 and len(fits["installed"].weights) == 4
+    assert fits["local-count"].weight == pytest.approx(2.0, rel=1e-3)  # x W / W: summed
+    assert fits[BY_ITEMS].weight == pytest.approx(1.0, rel=1e-3)
+    installed = [r for r in result.rows if r.variant == "installed"]
+    assert all(r.exceeded == ["extra_weight_rel"] for r in installed)  # token part exact
+    local = next(d for d in result.diagnoses if d.variant == "local-count")
+    assert local.pattern == "extra-summed" and "token part diverges too" in local.detail
+
+
+def test_backends_comparing_whole_losses_refuse_or_warn_about_router_losses():
+    pytest.importorskip("lightning")
+    with pytest.raises(GaverifyError, match="backend lightning compares whole losses"):
+        run_scenario(_moe(backend="lightning", variants=["installed"]))
+    loop = run_scenario(_moe(backend="loop", loop={"step": "gaverify.loops:token_weighted"}))
+    assert any("backend loop compares whole losses" in note for note in loop.notes)

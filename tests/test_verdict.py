@@ -80,3 +80,10 @@ def test_equal_counts_warn_that_the_scenario_cannot_discriminate():
     (warning,) = discrimination_warnings(same)
     assert warning.startswith("N=2: every micro-batch holds the same number")
     assert discrimination_warnings([m(counts=(4, 4)), m(step=2, counts=(3, 5))]) == []
+
+
+def test_the_extra_terms_weight_is_judged_against_one_when_a_row_has_it():
+    assert judge_row(m(), TOL).extra_weight_rel is None  # a dense model: nothing to judge
+    assert judge_row(m(extra_weight=1.004), TOL).verdict == "pass"  # tolerance 1e-2 (float32)
+    row = judge_row(m(extra_weight=2.0), TOL)
+    assert (row.verdict, row.exceeded, row.extra_weight_rel) == ("fail", ["extra_weight_rel"], 1.0)

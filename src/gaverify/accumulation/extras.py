@@ -82,17 +82,17 @@ def weigh(
                 "T_i/T), as on the full batch"
             ),
         )
-    candidates = [
-        (float(n), "extra-summed", f"summed over the {n} micro-batches instead of averaged"),
-        (1.0 / n, "extra-divided-twice", "divided by N twice"),
-    ]
-    if world > 1:  # in front: with W = N the product is told apart from either alone
-        candidates[:0] = [
+    summed = (float(n), "extra-summed", f"summed over the {n} micro-batches instead of averaged")
+    candidates = [summed, (1.0 / n, "extra-divided-twice", "divided by N twice")]
+    if world > 1:  # N x W first; with N = W a sum is read before a world-size factor
+        candidates = [
             (float(n * world), "extra-summed-times-world",
              f"summed over each process's {n} micro-batches and multiplied by the world "
              f"size {world} (transformers#48690)"),
+            summed,
             (float(world), "extra-times-world",
              f"multiplied by the world size {world} (transformers#48690)"),
+            candidates[1],
         ]  # fmt: skip
     for value, pattern, words in candidates:
         if abs(total - value) <= rtol * value:

@@ -41,6 +41,7 @@ LIGHTNING_VARIANTS.add(
         "the scenario's model in a LightningModule returning its own loss; the installed "
         "Lightning Trainer with accumulate_grad_batches=N",
         "pass",
+        model_loss=True,
     ),
 )
 

@@ -75,6 +75,19 @@ TRAINER_VARIANTS.add(
 )
 
 
+def own_loss(variant: TrainerVariant, search: list[Path]) -> Any:
+    """The reference backend's Variant for what this Trainer set-up
+    backpropagates on a full batch: the model's own loss given the batch's
+    count, or the compute_loss_func. It is how the loss is computed at a
+    run's own parameters where whole trained runs cannot be compared (a loss
+    with MoE router terms drifts from its reference by design)."""
+    from gaverify.accumulation.variants import VARIANTS, custom_variant
+
+    return (
+        custom_variant(variant.name, search) if variant.compute_loss_func else VARIANTS.get("model")
+    )
+
+
 def resolve_trainer_variant(name: str, search: list[Path]) -> TrainerVariant:
     """A registered Trainer variant, or your compute_loss_func for `module:function`."""
     if not is_import_path(name):

@@ -22,17 +22,26 @@ from pathlib import Path
 from typing import Any
 
 from gaverify.accumulation.extras import describe_terms
-from gaverify.accumulation.variants import resolve
+from gaverify.accumulation.variants import Window, resolve, weighted_loss
 from gaverify.backends.setup import Setup
 from gaverify.errors import GaverifyError
-from gaverify.measure.compare import GradComparison, top_layers
-from gaverify.measure.extras import has_extras, split
+from gaverify.measure.compare import GradComparison, top_layers, trainable
+from gaverify.measure.extras import Split, has_extras, split
 from gaverify.measure.fit import GradientFitter
 from gaverify.measure.results import ExtraFit, Measurement, Trace
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
 
 Pair = tuple[float, Any]  # (loss, gradient list)
+
+
+def drift_note(name: str) -> str:
+    """Why a loss with extra terms is judged at its run's own parameters."""
+    return (
+        f"{name}: its loss carries extra terms (MoE router losses) that no accumulation "
+        "can make equal to the full batch's, so its parameters drift from the full-batch "
+        "run by design: each step is judged at its own parameters, param_max_abs is not"
+    )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -135,10 +144,34 @@ class Run:
         loss) to be split off its gradients before they are compared."""
         return self.setup.variants[variant].model_loss and has_extras(self.setup.built.model)
 
+    def unsplit_extras(self) -> None:
+        """For a backend that compares whole losses: a variant known to carry
+        the model's extra terms (MoE router losses) cannot be judged there
+        (exit 2); any other gets a note that its loss may carry them."""
+        model = self.setup.built.model
+        if not has_extras(model):
+            return
+        terms = describe_terms(model)
+        known = [name for name in self.setup.variants if self.splits(name)]
+        if known:
+            raise GaverifyError(
+                f"variants: {', '.join(known)} trains on the model's own loss, which adds "
+                f"{terms} (MoE router losses) per micro-batch; backend "
+                f"{self.scenario.backend} compares whole losses and cannot judge them by their "
+                "weight: use backend reference or trainer, or model.config.output_router_logits: "
+                "false (docs/moe.md)"
+            )
+        self.notes.append(
+            f"model: adds {terms} (MoE router losses) to its own loss; backend "
+            f"{self.scenario.backend} compares whole losses, so a loss that includes them "
+            "differs from the full batch's by design (backends reference and trainer judge "
+            "them by their weight: docs/moe.md)"
+        )
+
     def split_extras(
         self, model: Any, micro: list, samples: list, got: Pair, ref: Pair,
         where: tuple[int, int, str], ranks: int = 1,
-    ) -> tuple[Pair, Pair, float]:  # fmt: skip
+    ) -> Split:  # fmt: skip
         """The token parts of `got` (the accumulated run's loss and gradient
         over `micro`) and `ref` (the same loss on the full batch of `samples`),
         both at `model`'s parameters, and the extra terms' weight
@@ -146,7 +179,32 @@ class Run:
         done = split(self.setup, model, micro, self.setup.collate(samples), got, ref, where,
                      self.fitter.sketch, ranks)  # fmt: skip
         self.extra_fits.setdefault((where[1], where[2]), done.fit)
-        return (done.got_loss, done.got_grads), (done.ref_loss, done.ref_grads), done.fit.weight
+        return done
+
+    def own_full_batch(self, model: Any, samples: list, variant: Any) -> Pair:
+        """`variant`'s loss (a reference Variant) on the full batch of
+        `samples` and its gradient at `model`'s parameters (not copied);
+        the model's .grad is put back as it was."""
+        import torch
+
+        full = self.setup.collate(samples)
+        window = Window(model, self.setup.task, full, [self.setup.task.count_items(full["labels"])],
+                        self.scenario.loss.label_smoothing)  # fmt: skip
+        params = trainable(model)
+        saved = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            loss = (
+                variant.loss(window)
+                if variant.loss
+                else weighted_loss(window, variant.weights(window.counts)[0])
+            )
+            loss.backward()
+        grads = [p.grad for p in params]
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+        return float(loss.detach()), grads
 
     @contextmanager
     def recording(self) -> Iterator[Run]:

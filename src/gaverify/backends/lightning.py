@@ -63,6 +63,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
         f"batch {scenario.batch.size}; gradients taken in on_before_optimizer_step"
     )
     run = Run(scenario, progress, resolve_lightning_variant, header=[header])
+    run.unsplit_extras()
     setup, ns = run.setup, scenario.batch.accumulation
     progress.start(scenario.steps * len(setup.variants) * (1 + len(ns)))
     counts = {n: setup.item_counts(n) for n in ns}  # each micro-batch's items, per step

@@ -80,6 +80,8 @@ class State:
 class StepFunction:
     """The user's step function, called under the protocol's rules."""
 
+    model_loss = False  # what it backpropagates is its own business: never split
+
     def __init__(self, path: str, search: list[Any]):
         self.path = path
         self.func: Callable[..., Any] = load_object(path, "loop.step", search)
@@ -171,6 +173,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     # imported (and noted) by the Run's set-up, as its one variant
     run = Run(scenario, progress, StepFunction, late_notes=lambda: step_fn.notes())
     step_fn: StepFunction = run.setup.variants[scenario.loop.step]
+    run.unsplit_extras()
     if not scenario.model.dropout:  # a loop calling model.train() must not turn dropout on
         keep_eval_mode(run.setup.built.model)
     progress.start(len(run.setup.steps) * (1 + len(scenario.batch.accumulation)))

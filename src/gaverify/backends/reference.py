@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gaverify.accumulation.variants import FULL_BATCH, Variant, Window, weighted_loss
-from gaverify.backends.kit import Run
+from gaverify.backends.kit import Run, drift_note
 from gaverify.backends.setup import Setup
 from gaverify.backends.sweep import groups, shareable, sweep
 from gaverify.data.collate import Batch
@@ -119,8 +119,8 @@ def _lockstep(run: Run) -> None:
                     basis = basis or swept
                     got, ref, weight = (loss, grads), reference, None
                     if run.splits(name):  # MoE router losses: token parts, and their weight
-                        got, ref, weight = run.split_extras(model, micro, samples, got, ref,
-                                                            (step, n, name))  # fmt: skip
+                        parts = run.split_extras(model, micro, samples, got, ref, (step, n, name))
+                        got, ref, weight = parts.got, parts.ref, parts.fit.weight
                         own_grad = ref[1]
                     comparison = compare_gradients(ref[1], got[1])
                     if run.fitter.wants(n, name, comparison):
@@ -158,15 +158,7 @@ def _reference_of(run: Run, own: dict, optimizer: Any, samples: list, step: int,
 def _own_full_batch(run: Run, model: Any, samples: list, name: str) -> tuple[float, list]:
     """A variant's own loss on the full batch and its gradient at `model`'s
     parameters (not copied); the model's .grad is put back as it was."""
-    params = trainable(model)
-    saved = [p.grad for p in params]
-    for p in params:
-        p.grad = None
-    loss = full_batch(run.setup, model, samples, run.setup.variants[name])
-    grads = gradients(model)
-    for p, g in zip(params, saved, strict=True):
-        p.grad = g
-    return loss, grads
+    return run.own_full_batch(model, samples, run.setup.variants[name])
 
 
 def _passes(run: Run, n: int, micro, group: list[str]):
@@ -218,7 +210,8 @@ def _trajectory(run: Run) -> None:
             got, ref, weight = (loss, gradients(twin)), (ref_loss, ref_grads), None
             if run.splits(name):  # judged at the twin's own parameters (see _drifts)
                 own = _own_full_batch(run, twin, samples, name)
-                got, ref, weight = run.split_extras(twin, micro, samples, got, own, (step, n, name))
+                parts = run.split_extras(twin, micro, samples, got, own, (step, n, name))
+                got, ref, weight = parts.got, parts.ref, parts.fit.weight
             comparison = compare_gradients(ref[1], got[1])
             if run.fitter.wants(n, name, comparison):
                 own = None  # its own loss's full batch, at the twin's parameters
@@ -235,14 +228,6 @@ def _trajectory(run: Run) -> None:
             if weight is None:
                 diff = max_abs_difference(ref_params, list(twin.parameters()))
             elif step == 1:
-                run.notes.append(_drifts(name))
+                run.notes.append(drift_note(name))
             run.row(step, n, name, counts, ref[0], got[0], comparison, diff, extra_weight=weight)
             run.progress.advance(f"step {step} N={n} {name}")
-
-
-def _drifts(name: str) -> str:
-    return (
-        f"{name}: its loss carries extra terms (MoE router losses) that no accumulation "
-        "can make equal to the full batch's, so its parameters drift from the full-batch "
-        "run by design: each step is judged at its own parameters, param_max_abs is not"
-    )

@@ -40,7 +40,8 @@ class Setup:
         self.scenario = scenario
         self.device = resolve_device(scenario.device)
         self.task = TASKS.get(scenario.model.task)
-        search = [scenario.source_dir] if scenario.source_dir else []
+        # where user code named by import path is looked up (the scenario's folder)
+        self.search = search = [scenario.source_dir] if scenario.source_dir else []
         self.variants = {name: resolve_variant(name, search) for name in scenario.variants}
         processes = scenario.distributed.processes or 1
         self.built: Built = build_model(

@@ -11,6 +11,7 @@ records into the Run's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from gaverify.measure.compare import (
     max_abs_difference,
     snapshot,
 )
+from gaverify.measure.extras import Split
 from gaverify.measure.fit import GradientFitter
 
 
@@ -66,25 +68,55 @@ class Ignore:
         pass
 
 
+@dataclass
+class SplitStep:
+    """A step of a loss with extra terms, judged at the run's own parameters:
+    the token part of its full-batch loss there, the extra terms' share of
+    the logged loss, and their weight (measure/extras.py)."""
+
+    ref_loss: float
+    got_extra: float
+    weight: float
+
+
 class CompareWithReference:
     """Watches an accumulated run: compares each step with the reference's,
-    and has a diverging gradient fitted (at the run's own parameters)."""
+    and has a diverging gradient fitted (at the run's own parameters). With
+    `split` (a loss with MoE router terms, which drifts from the reference
+    run by design) each step is judged at the run's own parameters instead:
+    `split(model, grads, step)` gives the token parts and the terms' weight."""
 
-    def __init__(self, ref: KeepReference, fitter: GradientFitter | NoFit, n: int, variant: str):
+    def __init__(
+        self,
+        ref: KeepReference,
+        fitter: GradientFitter | NoFit,
+        n: int,
+        variant: str,
+        split: Callable[[Any, list[Any], int], Split] | None = None,
+    ):
         self.ref, self.fitter, self.n, self.variant = ref, fitter, n, variant
+        self.split = split
         self.comparisons: list[GradComparison] = []
-        self.param_diffs: list[float] = []
+        self.param_diffs: list[float | None] = []
+        self.splits: list[SplitStep] = []
 
     def gradient(self, model: Any) -> None:
-        grads = gradients(model)
-        comparison = compare_gradients(self.ref.grads[len(self.comparisons)], grads)
+        grads, step = gradients(model), len(self.comparisons) + 1
+        if self.split is None:
+            comparison = compare_gradients(self.ref.grads[step - 1], grads)
+        else:
+            done = self.split(model, grads, step)
+            grads = done.got[1]
+            comparison = compare_gradients(done.ref[1], grads)
+            self.splits.append(SplitStep(done.ref[0], done.got_extra, done.fit.weight))
         self.comparisons.append(comparison)
         if self.fitter.wants(self.n, self.variant, comparison):
-            self.fitter.fit(len(self.comparisons), self.n, self.variant, model, grads)
+            self.fitter.fit(step, self.n, self.variant, model, grads)
 
     def parameters(self, params: list[Any]) -> None:
         ref = self.ref.params[len(self.param_diffs)]
-        self.param_diffs.append(max_abs_difference(ref, params))
+        drifts = self.split is not None  # by design: not judged
+        self.param_diffs.append(None if drifts else max_abs_difference(ref, params))
 
 
 def add_rows(
@@ -99,6 +131,13 @@ def add_rows(
     """Each step of an accumulated run against its reference run, as rows of
     `run` (`step_counts`: each step's micro-batch counts)."""
     for step, counts in enumerate(step_counts):
+        if watch.splits:  # the token parts at the run's own parameters
+            at = watch.splits[step]
+            run.row(
+                step + 1, n, name, counts, at.ref_loss, got.losses[step] - at.got_extra,
+                watch.comparisons[step], extra_weight=at.weight,
+            )  # fmt: skip
+            continue
         run.row(
             step + 1, n, name, counts, ref.losses[step], got.losses[step],
             watch.comparisons[step], watch.param_diffs[step],

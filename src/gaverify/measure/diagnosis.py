@@ -54,18 +54,8 @@ def diagnose(
             continue
         fit = fitted.get(key)
         if "extra_weight_rel" in row.exceeded and key in extras:
-            extra = extras[key]
-            weights = ", ".join(f"{w:.4g}" for w in extra.weights)
-            words = (
-                f"the extra loss terms ({extra.terms}) weigh {extra.weight:.4g}x their "
-                f"full-batch weight in the accumulated gradient: {extra.detail}; per "
-                f"micro-batch {weights} (a mean: {1 / (row.n * extra.ranks):.4g} each)"
-            )
             if row.exceeded == ["extra_weight_rel"]:  # the token part is right
-                out[key] = Diagnosis(
-                    n=row.n, variant=row.variant, step=extra.step, pattern=extra.pattern,
-                    detail=words,
-                )  # fmt: skip
+                out[key] = _extra_diagnosis(extras[key], row.n)
                 continue
             token_only = [m for m in row.exceeded if m != "extra_weight_rel"]
             row = row.model_copy(update={"exceeded": token_only})
@@ -97,10 +87,15 @@ def diagnose(
             out[key] = Diagnosis(
                 n=row.n, variant=row.variant, step=row.step, pattern="unrecognised", detail=detail
             )
-    for key, d in out.items():  # a token part that fails too: its diagnosis first
-        extra = extras.get(key)
-        wrong = extra is not None and extra.pattern not in CORRECT
-        if wrong and not d.pattern.startswith("extra-"):
+    for (n, variant), extra in extras.items():  # wrong extra terms beside a failing token part
+        if extra.pattern in CORRECT or not any(
+            r.n == n and r.variant == variant and "extra_weight_rel" in r.exceeded for r in rows
+        ):
+            continue
+        d = out.get((n, variant))
+        if d is None:  # the token part has no fit to name (several processes)
+            out[(n, variant)] = _extra_diagnosis(extra, n, token_fails=True)
+        elif not d.pattern.startswith("extra-"):
             d.detail += f"; and the extra loss terms ({extra.terms}): {extra.detail}"
     found = list(out.values())
     _constant_across_n(found, precision)
@@ -112,6 +107,21 @@ def diagnose(
                 )
                 d.also, d.pattern = [], "dropout"
     return found
+
+
+def _extra_diagnosis(extra: ExtraFit, n: int, token_fails: bool = False) -> Diagnosis:
+    """Extra loss terms (MoE router losses) weighted wrongly, in words a
+    maintainer can paste: the weight, what it means, each micro-batch's."""
+    weights = ", ".join(f"{w:.4g}" for w in extra.weights)
+    detail = (
+        f"the extra loss terms ({extra.terms}) weigh {extra.weight:.4g}x their full-batch "
+        f"weight in the accumulated gradient: {extra.detail}; per micro-batch {weights} "
+        f"(a mean: {1 / (n * extra.ranks):.4g} each)"
+    )
+    if token_fails:
+        detail += "; the token part diverges too (not fitted on several processes)"
+    return Diagnosis(n=n, variant=extra.variant, step=extra.step, pattern=extra.pattern,
+                     detail=detail)  # fmt: skip
 
 
 _DROPOUT = {

@@ -40,12 +40,13 @@ def has_extras(model: Any) -> bool:
 
 @dataclass
 class Split:
-    """The token parts of a variant's gradients and losses, and the fit."""
+    """The token parts of a variant's loss and gradient (`got`) and of the
+    same loss on the full batch (`ref`), each (loss, gradients); the extra
+    terms' value in the logged loss (`got_extra`, as fitted); and the fit."""
 
-    ref_grads: list[Any]
-    got_grads: list[Any]
-    ref_loss: float
-    got_loss: float
+    got: tuple[float, list[Any]]
+    ref: tuple[float, list[Any]]
+    got_extra: float
     fit: ExtraFit
 
 
@@ -139,8 +140,9 @@ def split(
         full_weight=beta, weight=weight, pattern=pattern, detail=detail, residual=residual,
         ranks=ranks,
     )  # fmt: skip
-    got_loss = got[0] - sum(a * v for a, v in zip(alphas, values, strict=True))
-    return Split(ref_grads, got_grads, ref[0] - beta * whole[2][0], got_loss, fit)
+    got_extra = sum(a * v for a, v in zip(alphas, values, strict=True))
+    ref_token = (ref[0] - beta * whole[2][0], ref_grads)
+    return Split((got[0] - got_extra, got_grads), ref_token, got_extra, fit)
 
 
 def _lstsq(basis: Any, target: Any) -> tuple[Any, float]:

@@ -25,7 +25,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS, TrainerVariant
+from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS, TrainerVariant, own_loss
 from gaverify.accumulation.variants import call_user_loss
 from gaverify.backends.setup import Setup
 from gaverify.backends.trainer import compat
@@ -33,6 +33,7 @@ from gaverify.backends.watch import TrainedRun
 from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
 from gaverify.measure.compare import trainable
+from gaverify.measure.extras import Split
 from gaverify.model.calls import keep_eval_mode
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
@@ -162,6 +163,21 @@ def train(
         if note:
             out.notes.append(note)
     return out
+
+
+def split_at_own_parameters(
+    run: Any, variant: TrainerVariant, n: int, model: Any, grads: list, step: int, world: int = 1
+) -> Split:
+    """A step of a loss with extra terms (MoE router losses), judged where the
+    run is: its token part against the same loss's on the full batch at these
+    parameters, over the step's W x N micro-batches (backends/kit.py)."""
+    setup = run.setup
+    samples = setup.steps[step - 1]
+    own = run.own_full_batch(model, samples, own_loss(variant, setup.search))
+    micro = setup.micro_batches(samples, world * n)
+    return run.split_extras(
+        model, micro, samples, (0.0, grads), own, (step, n, variant.name), world
+    )
 
 
 @contextmanager

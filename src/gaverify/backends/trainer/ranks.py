@@ -14,19 +14,23 @@ count all-reduced), local-count (switched off), pre-fix, your own loss.
 The logged loss is the mean over ranks of what each rank's training steps
 returned, which is what the Trainer logs. A diverging gradient is not
 fitted here (the Trainer interleaves the ranks' batches), so failures carry
-no diagnosis.
+no diagnosis. A loss with extra terms (MoE router losses) is split on rank 0
+at its own parameters over all W x N micro-batches (their set does not
+depend on which rank had which): the token part is judged, and the terms'
+weight named (W x N: transformers#48690).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 from gaverify.accumulation.trainer_variants import resolve_trainer_variant
-from gaverify.backends.kit import Run
+from gaverify.backends.kit import Run, drift_note
 from gaverify.backends.setup import Setup
 from gaverify.backends.trainer import compat
-from gaverify.backends.trainer.engine import plan_runs, quiet, train
+from gaverify.backends.trainer.engine import plan_runs, quiet, split_at_own_parameters, train
 from gaverify.backends.watch import (
     CompareWithReference,
     Ignore,
@@ -99,12 +103,17 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
             ref = refs[variant.reference]
             keep = KeepReference()
             keep.grads, keep.params = ref["grads"], ref["params"]
-            watch = CompareWithReference(keep, NoFit(), n, name) if ctx.rank == 0 else Ignore()
+            split = None
+            if run.splits(name):  # MoE router losses: judged at rank 0's own parameters
+                split = partial(split_at_own_parameters, run, variant, n, world=ctx.world)
+            watch = Ignore()
+            if ctx.rank == 0:
+                watch = CompareWithReference(keep, NoFit(), n, name, split)
             label = f"N={n} {name}"
             got = train(setup, variant, n, watch, ctx, label, ctx.world, _logged_over_ranks)
             if ctx.rank == 0:
                 counts = setup.item_counts(ctx.world * n)
                 ref_run = TrainedRun(ref["losses"], ref["grad_norms"])
                 add_rows(run, n, name, counts, ref_run, got, watch)
-                run.notes += got.notes
+                run.notes += got.notes + ([drift_note(name)] if split else [])
     return run.trace().model_dump_json() if ctx.rank == 0 else ""

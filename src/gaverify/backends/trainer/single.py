@@ -10,10 +10,12 @@ same Measurements as every other backend.
 
 from __future__ import annotations
 
+from functools import partial
+
 from gaverify.accumulation.trainer_variants import resolve_trainer_variant
-from gaverify.backends.kit import Run
+from gaverify.backends.kit import Run, drift_note
 from gaverify.backends.trainer import compat
-from gaverify.backends.trainer.engine import plan_runs, quiet, train
+from gaverify.backends.trainer.engine import plan_runs, quiet, split_at_own_parameters, train
 from gaverify.backends.watch import CompareWithReference, KeepReference, TrainedRun, add_rows
 from gaverify.measure.results import Trace
 from gaverify.progress import Progress
@@ -45,8 +47,9 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
-            watch = CompareWithReference(keep, run.fitter, n, name)
+            split = partial(split_at_own_parameters, run, variant, n) if run.splits(name) else None
+            watch = CompareWithReference(keep, run.fitter, n, name, split)
             got = train(setup, variant, n, watch, progress, f"N={n} {name}")
             add_rows(run, n, name, counts[n], ref, got, watch)
-            run.notes.extend(got.notes)
+            run.notes.extend(got.notes + ([drift_note(name)] if split else []))
     return run.trace()
