@@ -68,7 +68,7 @@ def test_quickstart_separates_naive_from_fixed(tmp_path):
     result = invoke("run", "scenarios/quickstart.yaml", "--json", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 4
+    assert data["schema_version"] == 5
     rows = data["rows"]
     assert len(rows) == 4 * 3 * 2
     assert min(r["grad_rel_l2"] for r in rows if r["variant"] == "naive") > 1e-2
@@ -172,7 +172,7 @@ def test_report_errors_are_one_line(tmp_path):
     old = tmp_path / "old.json"
     old.write_text('{"schema_version": 1}')
     _one_line_error(
-        invoke("report", str(old)), "schema_version 1, but this gaverify reads 2, 3 or 4"
+        invoke("report", str(old)), "schema_version 1, but this gaverify reads 2, 3, 4 or 5"
     )
     _one_line_error(invoke("report", str(old), "-f", "plto"), "did you mean 'plot'")
 

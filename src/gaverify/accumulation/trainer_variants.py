@@ -12,7 +12,9 @@
 
 Each variant is compared with the same Trainer set-up at
 gradient_accumulation_steps=1 (its `reference`), so a custom loss is measured
-against itself on the full batch. Light module: no torch, no transformers.
+against itself on the full batch. Light module: no torch, no transformers
+(accumulation/variants.py, which it reads the own-loss variants from, loads
+neither until a loss is computed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gaverify.accumulation.declaration import Declaration
+from gaverify.accumulation.variants import VARIANTS, custom_variant
 from gaverify.imports import describe, is_import_path, load_object
 from gaverify.registry import Registry
 
@@ -81,8 +84,6 @@ def own_loss(variant: TrainerVariant, search: list[Path]) -> Any:
     count, or the compute_loss_func. It is how the loss is computed at a
     run's own parameters where whole trained runs cannot be compared (a loss
     with MoE router terms drifts from its reference by design)."""
-    from gaverify.accumulation.variants import VARIANTS, custom_variant
-
     return (
         custom_variant(variant.name, search) if variant.compute_loss_func else VARIANTS.get("model")
     )

@@ -25,7 +25,7 @@ from gaverify.accumulation.extras import describe_terms
 from gaverify.accumulation.variants import Window, resolve, weighted_loss
 from gaverify.backends.setup import Setup
 from gaverify.errors import GaverifyError
-from gaverify.measure.compare import GradComparison, top_layers, trainable
+from gaverify.measure.compare import GradComparison, grads_kept, top_layers
 from gaverify.measure.extras import Split, has_extras, split
 from gaverify.measure.fit import GradientFitter
 from gaverify.measure.results import ExtraFit, Measurement, Trace
@@ -190,20 +190,13 @@ class Run:
         full = self.setup.collate(samples)
         window = Window(model, self.setup.task, full, [self.setup.task.count_items(full["labels"])],
                         self.scenario.loss.label_smoothing)  # fmt: skip
-        params = trainable(model)
-        saved = [p.grad for p in params]
-        for p in params:
-            p.grad = None
-        with torch.enable_grad():
-            loss = (
-                variant.loss(window)
-                if variant.loss
-                else weighted_loss(window, variant.weights(window.counts)[0])
-            )
+        with grads_kept(model) as params, torch.enable_grad():
+            for p in params:
+                p.grad = None
+            rule = variant.loss or (lambda w: weighted_loss(w, variant.weights(w.counts)[0]))
+            loss = rule(window)
             loss.backward()
-        grads = [p.grad for p in params]
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
+            grads = [p.grad for p in params]
         return float(loss.detach()), grads
 
     @contextmanager

@@ -10,6 +10,8 @@ parameters), which matters when every row of a run compares once.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,19 @@ def gradients(model: Any) -> list[Any]:
     """The model's .grad tensors in parameter order; None where a parameter
     received no gradient (compared as zeros, restored as None)."""
     return [p.grad for p in trainable(model)]
+
+
+@contextmanager
+def grads_kept(model: Any) -> Iterator[list[Any]]:
+    """The block may backpropagate through `model` freely (it gets the
+    trainable parameters): their .grad comes back as it was."""
+    params = trainable(model)
+    saved = [p.grad for p in params]
+    try:
+        yield params
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
 
 
 def snapshot(tensors: list[Any]) -> list[Any]:

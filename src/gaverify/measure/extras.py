@@ -15,20 +15,20 @@ G_full = c g + b e. Then:
 - the terms' weight, sum_i a_i / b, is judged on its own: 1 is a mean over
   the micro-batches (correct), N a sum, W times that transformers#48690.
 
-The split costs two more forwards of every micro-batch and of the full batch;
-the model's .grad is left as it was.
+The split costs two more forwards of every micro-batch and of the full batch,
+and four gradient-sized buffers while it runs (the token parts and the extra
+terms' weighted gradients); the model's .grad is left as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gaverify.accumulation.extras import describe_terms, extra_loss, extra_terms, weigh
-from gaverify.measure.compare import trainable
-from gaverify.measure.fit import Sketch
+from gaverify.measure.compare import grads_kept
+from gaverify.measure.fit import Sketch, fit_weights
 from gaverify.measure.results import ExtraFit
 from gaverify.model.calls import forward, logits_of
 
@@ -48,18 +48,6 @@ class Split:
     ref: tuple[float, list[Any]]
     got_extra: float
     fit: ExtraFit
-
-
-@contextmanager
-def _own_grads(model: Any) -> Iterator[list[Any]]:
-    """The block may backpropagate freely: the model's .grad comes back as it was."""
-    params = trainable(model)
-    saved = [p.grad for p in params]
-    try:
-        yield params
-    finally:
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
 
 
 def _pieces(model: Any, task: Any, batch: dict[str, Any], smoothing: float):
@@ -121,34 +109,23 @@ def split(
     import torch
 
     task, smoothing = setup.task, setup.scenario.loss.label_smoothing
-    n = len(micro)
-    with _own_grads(model) as params, torch.enable_grad():
+    pieces = len(micro)  # W x N on W processes
+    with grads_kept(model) as params, torch.enable_grad():
         token, extra, values = _sketches(params, model, task, micro, smoothing, sketch)
         whole = _sketches(params, model, task, [full], smoothing, sketch)
-        basis = torch.stack([*token, *extra])
-        coef, residual = _lstsq(basis, sketch.project(got[1]))
-        alphas = [float(c) for c in coef[n:]]
-        beta = float(_lstsq(torch.stack([*whole[0], *whole[1]]), sketch.project(ref[1]))[0][1])
-        got_extra = _weighted_extra(params, model, task, micro, alphas, smoothing)
-        got_grads = _minus(got[1], got_extra)
-        ref_extra = _weighted_extra(params, model, task, [full], [beta], smoothing)
-        ref_grads = _minus(ref[1], ref_extra)
-    weight, pattern, detail = weigh(alphas, beta, n // ranks, ranks)
-    step, n_, variant = where
+        coef, residual = fit_weights(torch.stack([*token, *extra]), sketch.project(got[1]), 1)
+        alphas = coef[pieces:]
+        beta = fit_weights(torch.stack([*whole[0], *whole[1]]), sketch.project(ref[1]), 1)[0][1]
+        fitted = _weighted_extra(params, model, task, micro, alphas, smoothing)
+        got_grads = _minus(got[1], fitted)
+        ref_grads = _minus(ref[1], _weighted_extra(params, model, task, [full], [beta], smoothing))
+    weight, pattern, detail = weigh(alphas, beta, pieces // ranks, ranks)
+    step, n, variant = where
     fit = ExtraFit(
-        step=step, n=n_, variant=variant, terms=describe_terms(model), weights=alphas,
+        step=step, n=n, variant=variant, terms=describe_terms(model), weights=alphas,
         full_weight=beta, weight=weight, pattern=pattern, detail=detail, residual=residual,
         ranks=ranks,
     )  # fmt: skip
     got_extra = sum(a * v for a, v in zip(alphas, values, strict=True))
     ref_token = (ref[0] - beta * whole[2][0], ref_grads)
     return Split((got[0] - got_extra, got_grads), ref_token, got_extra, fit)
-
-
-def _lstsq(basis: Any, target: Any) -> tuple[Any, float]:
-    """Least-squares coefficients of target ~ basis.T @ coef, and the relative residual."""
-    import torch
-
-    coef = torch.linalg.lstsq(basis.T, target.unsqueeze(1), driver="gelsd").solution.squeeze(1)
-    norm = float(target.norm())
-    return coef, float((basis.T @ coef - target).norm()) / norm if norm else 0.0

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gaverify.accumulation.variants import Window, weighted_loss
-from gaverify.measure.compare import trainable
+from gaverify.measure.compare import grads_kept
 from gaverify.measure.results import GradientFit
 from gaverify.measure.verdict import gradient_diverges
 
@@ -90,19 +90,13 @@ def micro_batch_sketches(
     .grad is left as it was."""
     import torch
 
-    params = trainable(model)
-    saved = [p.grad for p in params]
     rows = []
-    try:
-        with torch.enable_grad():
-            for mb in micro_batches:
-                for p in params:
-                    p.grad = None
-                weighted_loss(Window(model, task, mb, counts, smoothing), 1.0).backward()
-                rows.append(sketch.project([p.grad for p in params]))
-    finally:
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
+    with grads_kept(model) as params, torch.enable_grad():
+        for mb in micro_batches:
+            for p in params:
+                p.grad = None
+            weighted_loss(Window(model, task, mb, counts, smoothing), 1.0).backward()
+            rows.append(sketch.project([p.grad for p in params]))
     return torch.stack(rows)
 
 
