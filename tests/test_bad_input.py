@@ -68,6 +68,12 @@ CASES = {
     "loop-step-raising": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:raises"]),
     "loop-step-not-stepping": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:idle"]),
     "loop-step-not-a-number": ({"mysteps.py": STEPS}, ["run", *LOOP, "loop.step=mysteps:text"]),
+    "moe-double": ({}, ["run", "moe-qwen3", *QUICK, "--set", "dtype=float64"]),
+    "moe-whole-losses": (
+        {},
+        ["run", "moe-qwen3", *QUICK, "--set", "backend=lightning", "--set", "variants=[installed]",
+         "--set", "variant_expect={}"],
+    ),  # fmt: skip
     "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
     "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),
 }
