@@ -188,7 +188,7 @@ def _trajectory(run: Run) -> None:
         twin = copy.deepcopy(model)
         runs[key] = (twin, _optimizer(scenario, twin))
     for name, variant in setup.variants.items():  # a reference run of its own loss
-        if variant.own_reference:
+        if variant.own_reference and not run.splits(name):  # a split one is judged in place
             twin = copy.deepcopy(model)
             references[name] = (twin, _optimizer(scenario, twin))
     for step, samples in enumerate(setup.steps, start=1):
@@ -208,19 +208,15 @@ def _trajectory(run: Run) -> None:
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             got, ref, weight = (loss, gradients(twin)), (ref_loss, ref_grads), None
-            if run.splits(name):  # judged at the twin's own parameters (see _drifts)
+            if run.splits(name):  # judged at the twin's own parameters (kit.drift_note)
                 own = _own_full_batch(run, twin, samples, name)
                 parts = run.split_extras(twin, micro, samples, got, own, (step, n, name))
                 got, ref, weight = parts.got, parts.ref, parts.fit.weight
             comparison = compare_gradients(ref[1], got[1])
             if run.fitter.wants(n, name, comparison):
-                own = None  # its own loss's full batch, at the twin's parameters
-                if name in references:
-                    own = (
-                        ref[1]
-                        if weight is not None
-                        else _own_full_batch(run, twin, samples, name)[1]
-                    )
+                own = ref[1] if weight is not None else None  # the token part's, in place
+                if name in references:  # its own loss's full batch, at the twin's parameters
+                    own = _own_full_batch(run, twin, samples, name)[1]
                 run.fitter.fit(step, n, name, twin, got[1], reference=own)
                 del own
             twin_optimizer.step()
