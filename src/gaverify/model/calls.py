@@ -38,9 +38,15 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
     if with_labels:
         inputs.update(task.model_labels(batch["labels"]))
     elif task.layout == "target":
-        inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
-            labels=batch["labels"]
-        )
+        try:
+            inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
+                labels=batch["labels"]
+            )
+        except (AttributeError, ValueError) as exc:  # e.g. no decoder_start_token_id
+            raise GaverifyError(
+                f"model.config: {type(inner).__name__} cannot make decoder inputs from the "
+                f"labels: {exc} (set model.config.decoder_start_token_id)"
+            ) from exc
     if takes(inner, "use_cache"):
         inputs["use_cache"] = False
     try:
