@@ -76,7 +76,8 @@ def verify_all(
     on_error: Callable[[str, GaverifyError], None] | None = None,
     command: str | None = None,
 ) -> Results:
-    """Run several scenarios in turn (folders stand for their *.yaml files).
+    """Run several scenarios in turn (folders stand for their *.yaml files; no
+    scenario at all is the built-in default one).
 
     Every scenario is validated before any runs (all problems are raised
     together). A scenario that cannot run is recorded in `Results.errors`,
