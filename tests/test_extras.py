@@ -132,3 +132,11 @@ def test_backends_comparing_whole_losses_refuse_or_warn_about_router_losses():
         run_scenario(_moe(backend="lightning", variants=["installed"]))
     loop = run_scenario(_moe(backend="loop", loop={"step": "gaverify.loops:token_weighted"}))
     assert any("backend loop compares whole losses" in note for note in loop.notes)
+
+
+def test_tolerance_auto_keeps_the_default_for_the_router_weight_it_cannot_measure():
+    result = run_scenario(_moe(tolerance="auto", variants=["fixed", "model", BY_ITEMS]))
+    assert result.tolerance["extra_weight_rel"] == 1e-2  # float32's, not a rounding floor
+    assert "extra_weight_rel" not in result.calibration.noise
+    verdicts = {v.variant: v.verdict for v in result.variants}
+    assert verdicts == {"fixed": "pass", "model": "fail", BY_ITEMS: "pass"}

@@ -8,7 +8,9 @@ divergence from the full batch is rounding and nothing else: the noise
 floor. Each unset tolerance becomes `factor` times the worst noise of that
 metric (never below a few units of the dtype's precision, FLOOR), so a correct
 loop does not fail on rounding and a wrong one is judged by what this run's
-arithmetic can actually resolve. Explicit tolerances are kept as given.
+arithmetic can actually resolve. A metric the correct loop never shows (the
+weight of an MoE router loss; param_max_abs in lockstep) keeps its dtype's
+default. Explicit tolerances are kept as given.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gaverify.measure.results import METRICS, Calibration
 from gaverify.progress import Progress
 from gaverify.spec.backends import CALIBRATION
 from gaverify.spec.schema import Scenario, Tolerance
+from gaverify.spec.tolerances import DEFAULT_TOLERANCES
 
 METHOD = "fixed-reordered, gaverify's correct loop with micro-batches reversed"
 
@@ -60,12 +63,14 @@ def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Sce
                 )
             noise[metric] = max(noise.get(metric, 0.0), value)
     given, factor, floor = scenario.tolerance, scenario.tolerance.factor, FLOOR[scenario.dtype]
+    defaults = DEFAULT_TOLERANCES[scenario.dtype]
     resolved = {
-        metric: _round_up(max(factor * noise.get(metric, 0.0), floor[metric]))
-        if value is None
-        else value
+        metric: value if value is not None
+        # a metric the correct loop never has (an MoE router loss's weight) keeps its default
+        else defaults[metric] if metric not in noise
+        else _round_up(max(factor * noise[metric], floor[metric]))
         for metric, value in given.limits().items()
-    }
+    }  # fmt: skip
     tolerance = Tolerance(auto=True, factor=factor, **resolved)
     calibration = Calibration(method=METHOD, factor=factor, noise=noise, floor=floor)
     return scenario.model_copy(update={"tolerance": tolerance}), calibration
