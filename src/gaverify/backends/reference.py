@@ -121,7 +121,7 @@ def _lockstep(run: Run) -> None:
                     if run.splits(name):  # MoE router losses: token parts, and their weight
                         parts = run.split_extras(model, micro, samples, got, ref, (step, n, name))
                         got, ref, weight = parts.got, parts.ref, parts.fit.weight
-                        own_grad = ref[1]
+                        own_grad, basis = ref[1], basis or parts.basis
                     comparison = compare_gradients(ref[1], got[1])
                     if run.fitter.wants(n, name, comparison):
                         run.fitter.fit(
@@ -208,16 +208,17 @@ def _trajectory(run: Run) -> None:
             micro = setup.micro_batches(samples, n)
             loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
             got, ref, weight = (loss, gradients(twin)), (ref_loss, ref_grads), None
+            basis = None
             if run.splits(name):  # judged at the twin's own parameters (kit.drift_note)
                 own = _own_full_batch(run, twin, samples, name)
                 parts = run.split_extras(twin, micro, samples, got, own, (step, n, name))
-                got, ref, weight = parts.got, parts.ref, parts.fit.weight
+                got, ref, weight, basis = parts.got, parts.ref, parts.fit.weight, parts.basis
             comparison = compare_gradients(ref[1], got[1])
             if run.fitter.wants(n, name, comparison):
                 own = ref[1] if weight is not None else None  # the token part's, in place
                 if name in references:  # its own loss's full batch, at the twin's parameters
                     own = _own_full_batch(run, twin, samples, name)[1]
-                run.fitter.fit(step, n, name, twin, got[1], reference=own)
+                run.fitter.fit(step, n, name, twin, got[1], basis=basis, reference=own)
                 del own
             twin_optimizer.step()
             diff = None

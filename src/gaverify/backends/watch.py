@@ -101,17 +101,17 @@ class CompareWithReference:
         self.splits: list[SplitStep] = []
 
     def gradient(self, model: Any) -> None:
-        grads, step = gradients(model), len(self.comparisons) + 1
+        grads, step, basis = gradients(model), len(self.comparisons) + 1, None
         if self.split is None:
             comparison = compare_gradients(self.ref.grads[step - 1], grads)
         else:
             done = self.split(model, grads, step)
-            grads = done.got[1]
+            grads, basis = done.got[1], done.basis
             comparison = compare_gradients(done.ref[1], grads)
             self.splits.append(SplitStep(done.ref[0], done.got_extra, done.fit.weight))
         self.comparisons.append(comparison)
         if self.fitter.wants(self.n, self.variant, comparison):
-            self.fitter.fit(step, self.n, self.variant, model, grads)
+            self.fitter.fit(step, self.n, self.variant, model, grads, basis=basis)
 
     def parameters(self, params: list[Any]) -> None:
         ref = self.ref.params[len(self.param_diffs)]

@@ -42,12 +42,16 @@ def has_extras(model: Any) -> bool:
 class Split:
     """The token parts of a variant's loss and gradient (`got`) and of the
     same loss on the full batch (`ref`), each (loss, gradients); the extra
-    terms' value in the logged loss (`got_extra`, as fitted); and the fit."""
+    terms' value in the logged loss (`got_extra`, as fitted); the fit; and
+    the token gradients' sketches it was made on."""
 
     got: tuple[float, list[Any]]
     ref: tuple[float, list[Any]]
     got_extra: float
     fit: ExtraFit
+    # (counts, sketches) of the micro-batches' token gradients, as the
+    # GradientFitter takes them: a failing token part is fitted without redoing them
+    basis: tuple[list[int], Any]
 
 
 def _pieces(model: Any, task: Any, batch: dict[str, Any], smoothing: float):
@@ -128,4 +132,6 @@ def split(
     )  # fmt: skip
     got_extra = sum(a * v for a, v in zip(alphas, values, strict=True))
     ref_token = (ref[0] - beta * whole[2][0], ref_grads)
-    return Split((got[0] - got_extra, got_grads), ref_token, got_extra, fit)
+    counts = [task.count_items(mb["labels"]) for mb in micro]
+    basis = (counts, torch.stack(token))
+    return Split((got[0] - got_extra, got_grads), ref_token, got_extra, fit, basis)

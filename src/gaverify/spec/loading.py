@@ -236,13 +236,7 @@ def _label(arg: ScenarioLike) -> str:
         return "default"
     if isinstance(arg, str | os.PathLike):
         return os.fspath(arg)
-    name = (
-        arg.name
-        if isinstance(arg, Scenario)
-        else arg.get("name")
-        if isinstance(arg, Mapping)
-        else None
-    )
+    name = arg.name if isinstance(arg, Scenario) else arg.get("name")
     return str(name or "scenario")
 
 
@@ -268,7 +262,8 @@ def load_all(
     loaded, problems = [], []
     for arg in _expand(list(args or [])):
         try:
-            loaded.append((_label(arg), load(arg, overrides)))
+            scenario = load(arg, overrides)  # a name of the wrong type stops here
+            loaded.append((_label(arg), scenario))
         except GaverifyError as exc:
             problems += exc.lines()
     if problems:
