@@ -9,6 +9,9 @@
                 each process divides by its own item count (needs
                 distributed.processes of 2 or more)
     module:function   your compute_loss_func, passed to Trainer(compute_loss_func=...)
+    key=value   the trainer as installed with this config argument set (several:
+                key=value,key2=value2; values read as YAML), e.g. loss_type=dapo
+                for TRL's trainers
 
 Each variant is compared with the same Trainer set-up at
 gradient_accumulation_steps=1 (its `reference`), so a custom loss is measured
@@ -19,6 +22,7 @@ neither until a loss is computed).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +43,14 @@ class TrainerVariant(Declaration):
     accepts_loss_kwargs: bool | None = None  # None: leave the model as it is
     compute_loss_func: Callable[..., Any] | None = None
     args: tuple[tuple[str, Any], ...] = ()  # TrainingArguments this variant sets
+    own_reference: bool = False  # its args define the loss: its own full-batch run
 
     @property
     def reference(self) -> str:
         """Runs with the same reference key share one full-batch run: the two
-        built-ins both train on the model's own loss."""
-        return self.name if self.compute_loss_func else "model loss"
+        built-ins both train on the model's own loss; a loss of your own and a
+        key=value setting (a loss type) are each judged against themselves."""
+        return self.name if self.compute_loss_func or self.own_reference else "model loss"
 
 
 TRAINER_VARIANTS: Registry[TrainerVariant] = Registry("trainer variant")
@@ -89,8 +95,41 @@ def own_loss(variant: TrainerVariant, search: list[Path]) -> Any:
     )
 
 
+# key=value, several joined by commas (a comma only splits before the next key=)
+SETTING = re.compile(r"^[A-Za-z_]\w*=.*$")
+_NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_]\w*=)")
+
+
+def is_setting(name: str) -> bool:
+    """True for a `key=value` variant (the trainer with a config argument set)."""
+    return bool(SETTING.match(name))
+
+
+def parse_setting(name: str) -> tuple[tuple[str, Any], ...]:
+    """The (key, value) pairs of `key=value[,key2=value2]`, values read as YAML."""
+    import yaml
+
+    pairs = []
+    for part in _NEXT_KEY.split(name):
+        key, _, text = part.partition("=")
+        try:
+            pairs.append((key.strip(), yaml.safe_load(text) if text.strip() else None))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"variant {name}: {key.strip()}={text} is not a YAML value") from exc
+    return tuple(pairs)
+
+
 def resolve_trainer_variant(name: str, search: list[Path]) -> TrainerVariant:
-    """A registered Trainer variant, or your compute_loss_func for `module:function`."""
+    """A registered Trainer variant, your compute_loss_func for `module:function`,
+    or the installed trainer with config arguments set for `key=value`."""
+    if is_setting(name):
+        return TrainerVariant(
+            name,
+            f"the trainer as installed with {name}, against itself at N=1",
+            "pass",
+            args=parse_setting(name),
+            own_reference=True,
+        )
     if not is_import_path(name):
         return TRAINER_VARIANTS.get(name)
     func = load_object(name, "variants", search)

@@ -33,6 +33,7 @@ class TrainedRun:
 
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float | None] = field(default_factory=list)  # as logged, when logged
+    counts: list[list[int]] = field(default_factory=list)  # items per micro-batch, when counted
     notes: list[str] = field(default_factory=list)
 
 

@@ -76,11 +76,17 @@ def mean_over_ranks(value: float) -> float:
     rank gets the same number): a loss as a data-parallel loop logs it."""
     import math
 
+    values = gathered(value)
+    return math.fsum(values) / len(values)
+
+
+def gathered(value: Any) -> list[Any]:
+    """`value` of every rank, in rank order (every rank gets the list)."""
     import torch.distributed as dist
 
     values: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(values, value)
-    return math.fsum(values) / len(values)
+    return values
 
 
 def _beat(ctx: RankContext, stop: threading.Event) -> None:

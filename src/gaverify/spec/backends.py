@@ -46,6 +46,9 @@ class Backend:
     # variants, written for another backend, are set aside with a note.
     own_variant: str | None = None
     reads: tuple[str, ...] = ()  # scenario keys (section.field) only this backend uses
+    # whether `key=value` variants run: the engine with that config argument set,
+    # judged against itself at N=1 (trainer: variants [loss_type=dapo, loss_type=bnpo])
+    setting_variants: bool = False
 
 
 def _own_references(scenario: Any) -> int:
@@ -98,7 +101,8 @@ BACKENDS.add(
         (1, 1, 64),
         _trained_runs,
         "the reference run's gradients and parameters per step, and the Trainer's model copy",
-        reads=("trainer.args",),
+        reads=("trainer.class", "trainer.config", "trainer.args", "trainer.reward_funcs"),
+        setting_variants=True,
     ),
 )
 BACKENDS.add(

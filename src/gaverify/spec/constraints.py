@@ -72,7 +72,9 @@ def task_problem(scenario: Scenario) -> str | None:
 def value_at(scenario: Scenario, key: str) -> object:
     """The value at a dotted scenario key (section.field)."""
     section, _, field = key.partition(".")
-    return getattr(getattr(scenario, section), field)
+    part = getattr(scenario, section)
+    # a field named after a Python keyword (trainer.class) is stored as class_
+    return getattr(part, field) if hasattr(part, field) else getattr(part, f"{field}_")
 
 
 def other_backends_keys(scenario: Scenario) -> str | None:

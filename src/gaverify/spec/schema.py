@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from gaverify.accumulation.trainer_variants import is_setting, parse_setting
 from gaverify.imports import is_import_path
 from gaverify.spec.backends import BACKENDS, DEFAULT
 from gaverify.spec.constraints import (
@@ -129,7 +130,9 @@ class Scenario(Section):
         if known.own_variant:  # set aside in _consistent, with a note
             return value
         for name in value:
-            if not is_import_path(name):
+            if known.setting_variants and is_setting(name):
+                parse_setting(name)  # a bad value is reported here, naming the variant
+            elif not is_import_path(name):
                 known.variants.get(name)
             elif not known.custom_variants:
                 raise ValueError(f"backend '{backend}' runs only its own variants, not {name}")

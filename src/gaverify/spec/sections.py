@@ -254,9 +254,26 @@ TRAINER_OWNED_ARGS = frozenset(
 
 
 class TrainerSpec(Section):
+    class_: ImportPath = Field(
+        None,
+        alias="class",
+        description="backend: trainer: module:Class, a transformers.Trainer subclass, e.g. "
+        "trl:SFTTrainer or your own (unset: transformers:Trainer)",
+    )
+    config: ImportPath = Field(
+        None,
+        description="backend: trainer: module:Class of the arguments trainer.args go to "
+        "(unset: the one that goes with trainer.class, e.g. trl:SFTConfig)",
+    )
     args: dict[str, Any] = Field(
         default_factory=dict,
-        description="backend: trainer: further TrainingArguments, e.g. max_grad_norm: 1.0",
+        description="backend: trainer: further arguments of trainer.config (TrainingArguments "
+        "or its subclass), e.g. max_grad_norm: 1.0",
+    )
+    reward_funcs: list[ImportPath] = Field(
+        default_factory=list,
+        description="backend: trainer, trl:GRPOTrainer: reward functions by import path "
+        "(unset: a deterministic bundled one, gaverify.backends.trainer.rewards:even_tokens)",
     )
 
     @field_validator("args")

@@ -36,14 +36,18 @@ def takes_compute_loss_func() -> bool:
 
 
 def training_arguments(
-    scenario: Scenario, n: int, output_dir: str, cpu: bool, world: int = 1, variant_args=()
+    scenario: Scenario,
+    classes: Any,
+    n: int,
+    output_dir: str,
+    cpu: bool,
+    world: int = 1,
+    variant_args=(),
 ) -> Any:
-    """TrainingArguments for one run: batch B/(W*n) per device with n
-    accumulation steps, a step logged every step, nothing saved or reported,
-    plus the scenario's own trainer.args and the variant's. A key the
-    installed release does not know is exit 2."""
-    from transformers import TrainingArguments
-
+    """The config (classes.config: TrainingArguments or a subclass) for one
+    run: batch B/(W*n) per device with n accumulation steps, a step logged
+    every step, nothing saved or reported, plus the scenario's own
+    trainer.args and the variant's. A value the config refuses is exit 2."""
     fixed = {
         "output_dir": output_dir,
         "per_device_train_batch_size": scenario.batch.size // (world * n),
@@ -65,14 +69,14 @@ def training_arguments(
     }
     # Defaults the user may override: no clipping (it rescales the applied
     # gradient and can hide a loss-scale bug), no pinned memory on CPU.
-    defaults = {"max_grad_norm": 0.0, "dataloader_pin_memory": not cpu}
+    # The family's own (TRL: float32, not its bf16 default) come next.
+    defaults = {"max_grad_norm": 0.0, "dataloader_pin_memory": not cpu, **classes.family.defaults}
+    config = classes.config
     try:
-        return TrainingArguments(
-            **{**defaults, **scenario.trainer.args, **dict(variant_args), **fixed}
-        )
+        return config(**{**defaults, **scenario.trainer.args, **dict(variant_args), **fixed})
     except TypeError as exc:
         raise GaverifyError(
-            f"trainer.args: TrainingArguments of transformers {installed_version()}: {exc}"
+            f"trainer.args: {config.__qualname__} of transformers {installed_version()}: {exc}"
         ) from exc
     except ValueError as exc:
         raise GaverifyError(f"trainer.args: {exc}") from exc

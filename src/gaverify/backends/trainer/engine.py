@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS, TrainerVariant, own_loss
 from gaverify.accumulation.variants import call_user_loss
 from gaverify.backends.setup import Setup
 from gaverify.backends.trainer import compat
+from gaverify.backends.trainer.classes import Classes
+from gaverify.backends.trainer.families import Family
 from gaverify.backends.watch import TrainedRun
 from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
@@ -47,22 +52,44 @@ class Watch(Protocol):
     def parameters(self, params: list[Any]) -> None: ...
 
 
-class _SequentialTrainer(Trainer):
-    """The installed Trainer, reading the data set in order (a shuffled
-    order would differ between batch sizes) and keeping what each training
-    step returns, which is what its logged loss is summed from."""
+class _Watched:
+    """Mixed into the scenario's Trainer class: reads the data set in order
+    (a shuffled order would differ between batch sizes) unless the family
+    keeps its own sampler, keeps what each training step returns (what its
+    logged loss is summed from), and records each micro-batch's prepared
+    inputs (their item count; the last step's, for a fit)."""
+
+    gaverify_family: Family
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.gaverify_returned: list[float] = []
+        self.gaverify_counts: list[int] = []
+        self.gaverify_inputs: deque[dict[str, Any]] = deque(maxlen=1)
+        self.gaverify_fitting = False
 
     def _get_train_sampler(self, *args: Any, **kwargs: Any):
+        if self.gaverify_family.keeps_sampler:
+            return super()._get_train_sampler(*args, **kwargs)
         return SequentialSampler(args[0] if args and args[0] is not None else self.train_dataset)
 
     def training_step(self, *args: Any, **kwargs: Any):
         loss = super().training_step(*args, **kwargs)
         self.gaverify_returned.append(float(loss))
         return loss
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any):
+        count = self.gaverify_family.count
+        if count is not None and not self.gaverify_fitting:
+            self.gaverify_counts.append(count(inputs))
+            self.gaverify_inputs.append(dict(inputs))
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def _watched(classes: Classes) -> type:
+    """The scenario's Trainer class with gaverify's watch mixed in."""
+    name = f"Gaverify{classes.trainer.__name__}"
+    return type(name, (_Watched, classes.trainer), {"gaverify_family": classes.family})
 
 
 class _Logs(TrainerCallback):
@@ -80,24 +107,89 @@ class _Logs(TrainerCallback):
         self.progress.advance(f"{self.label} step {state.global_step}")
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every Trainer run of a scenario shares: its set-up and its classes."""
+
+    setup: Setup
+    classes: Classes
+
+
+def header(scenario: Any, classes: Classes, world: int = 1) -> list[str]:
+    """The report's first lines: which trainer ran, on what, against what."""
+    versions = f"transformers {compat.installed_version()}"
+    if classes.family.trl:
+        import trl
+
+        versions += f", trl {trl.__version__}"
+    where = f" on {world} processes (torch.distributed, per-device batch B/(W*N))"
+    lines = [
+        f"backend: {classes.describe()}{where if world > 1 else ''} ({versions}); reference: "
+        f"{'one process, ' if world > 1 else ''}gradient_accumulation_steps=1, "
+        f"batch {scenario.batch.size}"
+    ]
+    if classes.family.trl:
+        lines.append(
+            f"data: the samples as text rows, prepared and collated by {classes.family_name} "
+            f"itself; items: {classes.family.items}, counted from the inputs it prepared"
+        )
+    return lines
+
+
 def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, TrainerVariant]]:
     """The variants, the (N, variant) runs, and the reference runs they need:
-    the built-ins share one, the Trainer as installed at N=1."""
+    the built-ins share one, the Trainer as installed at N=1; a loss of your
+    own or a key=value setting has its own."""
     variants: dict[str, TrainerVariant] = setup.variants
     if any(v.compute_loss_func for v in variants.values()) and not compat.takes_compute_loss_func():
         raise GaverifyError(
             f"variants: a compute_loss_func needs transformers >= 4.46 (the Trainer's "
             f"compute_loss_func argument); transformers {compat.installed_version()} is installed"
         )
-    scenario = setup.scenario
-    plan = scenario.plan
     installed = TRAINER_VARIANTS.get("installed")
-    references = {v.reference: v if v.compute_loss_func else installed for v in variants.values()}
-    return variants, plan, references
+    references = {
+        v.reference: v if v.compute_loss_func or v.own_reference else installed
+        for v in variants.values()
+    }
+    return variants, setup.scenario.plan, references
+
+
+def _data(job: Job, args: Any, folder: Path) -> dict[str, Any]:
+    """The train set and what goes with it: gaverify's samples and collator,
+    or (TRL) rows of text, the processing class, the initial model saved
+    where TRL builds a reference model from (config._name_or_path)."""
+    setup, family = job.setup, job.classes.family
+    if family.rows is None:
+        return {
+            "train_dataset": [sample for step in setup.steps for sample in step],
+            # model-ready batches: a QA head's labels are start and end positions,
+            # and the Trainer counts items only in a `labels` key, as with real data
+            "data_collator": lambda samples: model_batch(setup.task, setup.collate(samples)),
+        }
+    from datasets import Dataset
+
+    initial = folder / "initial-model"
+    if not initial.exists():
+        setup.built.model.save_pretrained(initial)
+    rows = family.rows(setup, {f.name: getattr(args, f.name) for f in fields(args)})
+    return {"train_dataset": Dataset.from_list(rows), **family.kwargs(setup, str(initial))}
+
+
+def _check_rows(job: Job, trainer: Any) -> None:
+    """A trainer that prepares its own rows (TRL: packing) must have a
+    batch for every step: an epoch ending inside a step changes its split."""
+    scenario = job.setup.scenario
+    need = scenario.steps * scenario.batch.size
+    family = job.classes.family
+    if family.rows is not None and not family.keeps_sampler and len(trainer.train_dataset) < need:
+        raise GaverifyError(
+            f"data: {job.classes.family_name} prepared {len(trainer.train_dataset)} rows, fewer "
+            f"than steps x batch.size = {need}: raise data.samples or lower steps"
+        )
 
 
 def train(
-    setup: Setup,
+    job: Job,
     variant: TrainerVariant,
     n: int,
     watch: Watch,
@@ -105,11 +197,14 @@ def train(
     label: str,
     world: int = 1,
     combine: Callable[[list[float]], list[float]] = list,
+    bind: Callable[[Any], None] | None = None,
 ) -> TrainedRun:
-    """Train a fresh copy of the model with the Trainer at accumulation `n`
-    (on `world` processes when run by a rank); `watch` sees the gradient
-    before and the parameters after every step. `combine` turns this
-    process's returned losses of a step into what the log is computed from."""
+    """Train a fresh copy of the model with the scenario's Trainer at
+    accumulation `n` (on `world` processes when run by a rank); `watch` sees
+    the gradient before and the parameters after every step. `combine` turns
+    this process's returned losses of a step into what the log is computed
+    from; `bind` is handed the trainer before it trains (a fit reads it)."""
+    setup = job.setup
     scenario = setup.scenario
     model = copy.deepcopy(setup.built.model)
     if not scenario.model.dropout:
@@ -120,46 +215,49 @@ def train(
     optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
     logs = _Logs(progress, label)
     out = TrainedRun()
+    name = job.classes.trainer.__qualname__
     with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
         cpu = setup.device == "cpu"
-        args = compat.training_arguments(scenario, n, tmp, cpu, world, variant.args)
+        args = compat.training_arguments(scenario, job.classes, n, tmp, cpu, world, variant.args)
         extra = {}
         if variant.compute_loss_func:
             extra["compute_loss_func"] = partial(
                 call_user_loss, variant.name, variant.compute_loss_func
             )
-        trainer = _SequentialTrainer(
-            model=model,
-            args=args,
-            train_dataset=[sample for step in setup.steps for sample in step],
-            # model-ready batches: a QA head's labels are start and end positions,
-            # and the Trainer counts items only in a `labels` key, as with real data
-            data_collator=lambda samples: model_batch(setup.task, setup.collate(samples)),
-            optimizers=(optimizer, None),
-            callbacks=[logs],
-            **extra,
-        )
-        for quiet in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(quiet)
-        if variant.accepts_loss_kwargs is not None:
-            out.notes.append(compat.force_loss_kwargs(trainer, variant.accepts_loss_kwargs))
         try:
+            data = _data(job, args, Path(tmp))
+            if job.classes.family.trl:  # TRL builds a reference model from this path
+                model.config._name_or_path = str(Path(tmp) / "initial-model")
+            trainer = _watched(job.classes)(
+                model=model, args=args, optimizers=(optimizer, None), callbacks=[logs],
+                **data, **extra,
+            )  # fmt: skip
+            trainer.gaverify_inputs = deque(maxlen=n)
+            _check_rows(job, trainer)
+            for quiet in (PrinterCallback, ProgressCallback):
+                trainer.remove_callback(quiet)
+            if variant.accepts_loss_kwargs is not None:
+                out.notes.append(compat.force_loss_kwargs(trainer, variant.accepts_loss_kwargs))
+            if bind:
+                bind(trainer)
             trainer.train()
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             raise GaverifyError(
-                f"trainer: transformers.Trainer failed ({label}): {type(exc).__name__}: {exc}"
+                f"trainer: {name} failed ({label}): {type(exc).__name__}: {exc}"
             ) from exc
     if len(logs.logs) != scenario.steps:
         raise GaverifyError(
-            f"trainer: the Trainer logged {len(logs.logs)} steps, not {scenario.steps} ({label})"
+            f"trainer: {name} logged {len(logs.logs)} steps, not {scenario.steps} ({label})"
         )
-    returned = trainer.gaverify_returned
+    returned, counts = trainer.gaverify_returned, trainer.gaverify_counts
     for step, log in enumerate(logs.logs):
         loss, note = compat.logged_loss(
             log.get("loss"), combine(returned[step * n : (step + 1) * n])
         )
         out.losses.append(loss)
         out.grad_norms.append(log.get("grad_norm"))
+        if counts:
+            out.counts.append(counts[step * n : (step + 1) * n])
         if note:
             out.notes.append(note)
     return out

@@ -29,8 +29,15 @@ from pathlib import Path
 from gaverify.accumulation.trainer_variants import resolve_trainer_variant
 from gaverify.backends.kit import Run, drift_note
 from gaverify.backends.setup import Setup
-from gaverify.backends.trainer import compat
-from gaverify.backends.trainer.engine import plan_runs, quiet, split_at_own_parameters, train
+from gaverify.backends.trainer.classes import resolve
+from gaverify.backends.trainer.engine import (
+    Job,
+    header,
+    plan_runs,
+    quiet,
+    split_at_own_parameters,
+    train,
+)
 from gaverify.backends.watch import (
     CompareWithReference,
     Ignore,
@@ -40,7 +47,7 @@ from gaverify.backends.watch import (
     add_rows,
 )
 from gaverify.distributed.launch import run_ranks
-from gaverify.distributed.rank import RankContext, mean_over_ranks
+from gaverify.distributed.rank import RankContext, gathered, mean_over_ranks
 from gaverify.measure.results import Trace
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
@@ -52,14 +59,15 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     """The reference here, then every (N, variant) on the scenario's W ranks."""
     import torch
 
-    setup = Setup(scenario, resolve_trainer_variant)
-    _, plan, references = plan_runs(setup)
+    search = [scenario.source_dir] if scenario.source_dir else []
+    job = Job(Setup(scenario, resolve_trainer_variant), resolve(scenario, search))
+    _, plan, references = plan_runs(job.setup)
     progress.start(scenario.steps * (len(references) + len(plan)))
     refs = {}
     with quiet():
         for key, variant in references.items():
             keep = KeepReference()
-            ref = train(setup, variant, 1, keep, progress, f"reference ({key})")
+            ref = train(job, variant, 1, keep, progress, f"reference ({key})")
             refs[key] = {
                 "losses": ref.losses, "grad_norms": ref.grad_norms, "notes": ref.notes,
                 "grads": keep.grads, "params": keep.params,
@@ -68,7 +76,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     def prepare(folder: Path) -> None:
         torch.save(refs, folder / REFERENCE_FILE)
 
-    on_cuda = setup.device == "cuda"
+    on_cuda = job.setup.device == "cuda"
     worker = "gaverify.backends.trainer.ranks:work"
     return Trace.model_validate_json(run_ranks(scenario, worker, progress, on_cuda, prepare))
 
@@ -83,19 +91,20 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
     import torch
 
     refs = torch.load(ctx.folder / REFERENCE_FILE, weights_only=True)
-    header = [
-        f"backend: transformers {compat.installed_version()} Trainer on {ctx.world} "
-        f"processes (torch.distributed, per-device batch B/(W*N)); reference: one process, "
-        f"gradient_accumulation_steps=1, batch {scenario.batch.size}",
+    search = [scenario.source_dir] if scenario.source_dir else []
+    classes = resolve(scenario, search)
+    lines = [
+        *header(scenario, classes, ctx.world),
         f"distributed: N is per process; a step's counts are listed in data order (the "
         f"Trainer deals its batches to the {ctx.world} processes in turn)",
     ]
     ref_notes = [note for ref in refs.values() for note in ref["notes"]]
     # the memory guard was the parent's; failing gradients are not fitted here
-    run = Run(scenario, ctx, resolve_trainer_variant, guard=False, header=header,
+    run = Run(scenario, ctx, resolve_trainer_variant, guard=False, header=lines,
               late_notes=lambda: ref_notes)  # fmt: skip
     run.device = f"{run.setup.device} x {ctx.world}"
     setup = run.setup
+    job = Job(setup, classes)
     variants, plan, _ = plan_runs(setup)
     with quiet():
         for n, name in plan:
@@ -110,9 +119,12 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
             if ctx.rank == 0:
                 watch = CompareWithReference(keep, NoFit(), n, name, split)
             label = f"N={n} {name}"
-            got = train(setup, variant, n, watch, ctx, label, ctx.world, _logged_over_ranks)
+            got = train(job, variant, n, watch, ctx, label, ctx.world, _logged_over_ranks)
+            counted = gathered(got.counts)  # what each rank's trainer prepared (TRL)
             if ctx.rank == 0:
                 counts = setup.item_counts(ctx.world * n)
+                if got.counts:  # per step: rank 0's micro-batches, then rank 1's, ...
+                    counts = [sum((c[s] for c in counted), []) for s in range(scenario.steps)]
                 ref_run = TrainedRun(ref["losses"], ref["grad_norms"])
                 add_rows(run, n, name, counts, ref_run, got, watch)
                 run.notes += got.notes + ([drift_note(name)] if split else [])

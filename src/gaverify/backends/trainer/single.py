@@ -14,8 +14,16 @@ from functools import partial
 
 from gaverify.accumulation.trainer_variants import resolve_trainer_variant
 from gaverify.backends.kit import Run, drift_note
-from gaverify.backends.trainer import compat
-from gaverify.backends.trainer.engine import plan_runs, quiet, split_at_own_parameters, train
+from gaverify.backends.trainer.classes import resolve
+from gaverify.backends.trainer.engine import (
+    Job,
+    header,
+    plan_runs,
+    quiet,
+    split_at_own_parameters,
+    train,
+)
+from gaverify.backends.trainer.fitting import InputsFitter
 from gaverify.backends.watch import CompareWithReference, KeepReference, TrainedRun, add_rows
 from gaverify.measure.results import Trace
 from gaverify.progress import Progress
@@ -24,32 +32,35 @@ from gaverify.spec.schema import Scenario
 
 def run(scenario: Scenario, progress: Progress) -> Trace:
     """Train with the Trainer at N=1 and at every N, per variant, and measure each step."""
-    header = (
-        f"backend: transformers {compat.installed_version()} Trainer; reference: "
-        f"gradient_accumulation_steps=1, batch {scenario.batch.size}"
-    )
+    search = [scenario.source_dir] if scenario.source_dir else []
+    classes = resolve(scenario, search)  # before any model is built
     refs: dict[str, tuple[TrainedRun, KeepReference]] = {}
     run = Run(
         scenario,
         progress,
         resolve_trainer_variant,
-        header=[header],
+        header=header(scenario, classes),
         late_notes=lambda: [note for ref, _ in refs.values() for note in ref.notes],
     )
-    setup = run.setup
-    variants, plan, references = plan_runs(setup)
+    job = Job(run.setup, classes)
+    variants, plan, references = plan_runs(job.setup)
+    own_inputs = classes.family.count is not None  # TRL: fitted on its own micro-batches
     progress.start(scenario.steps * (len(references) + len(plan)))
     with run.recording(), quiet():
         for key, variant in references.items():
             keep = KeepReference()
-            refs[key] = (train(setup, variant, 1, keep, progress, f"reference ({key})"), keep)
-        counts = {n: setup.item_counts(n) for n in scenario.batch.accumulation}
+            refs[key] = (train(job, variant, 1, keep, progress, f"reference ({key})"), keep)
         for n, name in plan:
             variant = variants[name]
             ref, keep = refs[variant.reference]
             split = partial(split_at_own_parameters, run, variant, n) if run.splits(name) else None
-            watch = CompareWithReference(keep, run.fitter, n, name, split)
-            got = train(setup, variant, n, watch, progress, f"N={n} {name}")
-            add_rows(run, n, name, counts[n], ref, got, watch)
+            fitter = InputsFitter(run.fitter, classes.family) if own_inputs else run.fitter
+            watch = CompareWithReference(keep, fitter, n, name, split)
+            bind = fitter.bind if own_inputs else None
+            got = train(job, variant, n, watch, progress, f"N={n} {name}", bind=bind)
+            counts = got.counts or job.setup.item_counts(n)
+            add_rows(run, n, name, counts, ref, got, watch)
             run.notes.extend(got.notes + ([drift_note(name)] if split else []))
+            if own_inputs and name in fitter.unfitted:
+                run.notes.append(f"{name}: its loss is no sum over items, so it is not fitted")
     return run.trace()
