@@ -97,6 +97,7 @@ class Run:
         param_diff: float | None = None,
         logged_norms: tuple[float | None, float | None] = (None, None),
         extra_weight: float | None = None,
+        loss_scale: float | None = None,
     ) -> Measurement:
         """Record one (step, N, variant) against its reference. A gradient
         norm the engine logged (the Trainer's grad_norm) wins over the measured one."""
@@ -117,6 +118,7 @@ class Run:
             param_max_abs=param_diff,
             layers=top_layers(self.setup.parameter_names, comparison, k) if k else None,
             extra_weight=extra_weight,
+            loss_scale=loss_scale,
         )
         self.rows.append(measurement)
         return measurement

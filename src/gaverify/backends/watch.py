@@ -34,6 +34,7 @@ class TrainedRun:
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float | None] = field(default_factory=list)  # as logged, when logged
     counts: list[list[int]] = field(default_factory=list)  # items per micro-batch, when counted
+    loss_scale: float | None = None  # a zero-mean loss's scale (Measurement.loss_scale)
     notes: list[str] = field(default_factory=list)
 
 
@@ -136,11 +137,11 @@ def add_rows(
             at = watch.splits[step]
             run.row(
                 step + 1, n, name, counts, at.ref_loss, got.losses[step] - at.got_extra,
-                watch.comparisons[step], extra_weight=at.weight,
+                watch.comparisons[step], extra_weight=at.weight, loss_scale=got.loss_scale,
             )  # fmt: skip
             continue
         run.row(
             step + 1, n, name, counts, ref.losses[step], got.losses[step],
             watch.comparisons[step], watch.param_diffs[step],
-            logged_norms=(ref.grad_norms[step], got.grad_norms[step]),
+            logged_norms=(ref.grad_norms[step], got.grad_norms[step]), loss_scale=got.loss_scale,
         )  # fmt: skip

@@ -24,7 +24,8 @@ RowVerdict = Literal["pass", "fail", "non-finite"]
 # Tolerance field of the same name; a row passes when every metric it has is
 # at or below its tolerance.
 METRICS: dict[str, str] = {
-    "loss_rel": "|loss GA - loss full| / |loss full|",
+    "loss_rel": "|loss GA - loss full| / |loss full| (at least loss_scale, where a loss is "
+    "zero-mean by construction)",
     "grad_norm_rel": "| |g GA| - |g full| | / |g full|",
     "grad_rel_l2": "|g GA - g full| / |g full|",
     "cosine_distance": "1 - cos(g GA, g full)",
@@ -78,6 +79,12 @@ class Measurement(BaseModel):
         "figures are then the token parts",
     )
 
+    loss_scale: float | None = Field(
+        None,
+        description="a floor under |loss full| in loss_rel, for a loss that is zero-mean by "
+        "construction (GRPO's: advantages centred per group, its terms of unit scale)",
+    )
+
     @computed_field
     @property
     def loss_abs(self) -> float:
@@ -86,7 +93,7 @@ class Measurement(BaseModel):
     @computed_field
     @property
     def loss_rel(self) -> float:
-        return _rel(self.loss_abs, self.loss_full)
+        return _rel(self.loss_abs, max(abs(self.loss_full), self.loss_scale or 0.0))
 
     @computed_field
     @property

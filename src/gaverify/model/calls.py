@@ -78,6 +78,21 @@ def loss_of(outputs: Any):
     return loss
 
 
+def zero_dropout(model: Any) -> None:
+    """Dropout off while the model stays in train mode, for trainers that read
+    model.training (TRL's GRPO only divides by the accumulation steps in train
+    mode): every dropout module's p and every float *dropout attribute of a
+    module (attention dropout rates read from the config) set to 0."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.p = 0.0
+        for name, value in vars(module).items():
+            if name.endswith("dropout") and isinstance(value, float):
+                setattr(module, name, 0.0)
+
+
 def keep_eval_mode(model: Any) -> None:
     """Trainers (and users' loops) call model.train() before every step; with
     dropout off the runs must stay deterministic, so this model's train()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
 from gaverify.measure.compare import trainable
 from gaverify.measure.extras import Split
-from gaverify.model.calls import keep_eval_mode
+from gaverify.model.calls import keep_eval_mode, zero_dropout
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
 
@@ -208,13 +209,13 @@ def train(
     scenario = setup.scenario
     model = copy.deepcopy(setup.built.model)
     if not scenario.model.dropout:
-        keep_eval_mode(model)
+        (zero_dropout if job.classes.family.trl else keep_eval_mode)(model)
     params = trainable(model)
     optimizer = build_optimizer(scenario.optimizer, params)
     optimizer.register_step_pre_hook(lambda *_: watch.gradient(model))
     optimizer.register_step_post_hook(lambda *_: watch.parameters(params))
     logs = _Logs(progress, label)
-    out = TrainedRun()
+    out = TrainedRun(loss_scale=job.classes.family.loss_scale)
     name = job.classes.trainer.__qualname__
     with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
         cpu = setup.device == "cpu"
@@ -285,7 +286,22 @@ def quiet() -> Iterator[None]:
 
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
+    bars = _datasets_bars(False)  # TRL maps its data sets with progress bars
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecations in TRL's configs
+            yield
     finally:
         transformers.logging.set_verbosity(verbosity)
+        _datasets_bars(bars)
+
+
+def _datasets_bars(on: bool) -> bool:
+    """Switch `datasets`' progress bars on or off; returns whether they were on."""
+    try:
+        from datasets.utils import logging as ds_logging
+    except ImportError:  # no datasets: nothing prints them
+        return False
+    was = ds_logging.is_progress_bar_enabled()
+    (ds_logging.enable_progress_bar if on else ds_logging.disable_progress_bar)()
+    return was

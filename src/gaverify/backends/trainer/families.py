@@ -46,7 +46,10 @@ class Family:
     summed: Callable[[Any, Any, Inputs], Any] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)  # unless trainer.args sets them
     keeps_sampler: bool = False  # its own sampler stays (GRPO repeats each prompt)
-    trl: bool = False  # built on TRL: a processing class, the reference model by path
+    loss_scale: float | None = None  # a zero-mean loss's term scale (Measurement.loss_scale)
+    trl: bool = False  # built on TRL: a processing class, the reference model by path;
+    # and it reads model.training (GRPO divides by N only then): dropout is zeroed
+    # in train mode rather than the model kept in eval mode
 
     def kwargs(self, setup: Setup, model_path: str) -> dict[str, Any]:
         """Extra constructor arguments: a processing class and, for GRPO, rewards."""
@@ -207,6 +210,8 @@ FAMILIES.add(
         _grpo_summed,
         {**_TRL, "num_generations": 4, "max_completion_length": 8, "shuffle_dataset": False},
         keeps_sampler=True,
+        # advantages are centred per group, so the loss is ~0 with terms of unit scale
+        loss_scale=1.0,
         trl=True,
     ),
 )
