@@ -82,7 +82,7 @@ class _Watched:
     def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any):
         count = self.gaverify_family.count
         if count is not None and not self.gaverify_fitting:
-            self.gaverify_counts.append(count(inputs))
+            self.gaverify_counts.append(count(self, inputs))
             self.gaverify_inputs.append(dict(inputs))
         return super().compute_loss(model, inputs, *args, **kwargs)
 

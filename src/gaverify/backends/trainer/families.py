@@ -41,7 +41,7 @@ class Family:
     config: str = "transformers:TrainingArguments"  # its config class by default
     # train-set rows from the run's samples and config arguments; None: gaverify's samples
     rows: Callable[[Setup, dict[str, Any]], list[dict[str, Any]]] | None = None
-    count: Callable[[Inputs], int] | None = None  # items in one prepared micro-batch
+    count: Callable[[Any, Inputs], int] | None = None  # (trainer, inputs) -> items in it
     # one micro-batch's loss summed over its items (for fitting), or None where undefined
     summed: Callable[[Any, Any, Inputs], Any] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)  # unless trainer.args sets them
@@ -129,7 +129,7 @@ def _grpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _label_tokens(inputs: Inputs) -> int:
+def _label_tokens(trainer: Any, inputs: Inputs) -> int:
     """Tokens with a next-token label (what SFT's loss averages over)."""
     return int((inputs["labels"][..., 1:] != -100).sum())
 
@@ -141,8 +141,17 @@ def _sft_summed(trainer: Any, model: Any, inputs: Inputs) -> Any:
     return trainer.compute_loss(model, dict(inputs), num_items_in_batch=torch.tensor(1))
 
 
+def _dpo_items(trainer: Any, inputs: Inputs) -> int:
+    """Pairs; for loss_type sft alone (the NLL of the chosen completions, a
+    token mean), chosen completion tokens."""
+    if list(trainer.args.loss_type) == ["sft"]:
+        chosen = inputs["completion_mask"][..., 1:].chunk(2, dim=0)[0]
+        return int(chosen.sum())
+    return len(inputs["input_ids"]) // 2
+
+
 def _dpo_summed(trainer: Any, model: Any, inputs: Inputs) -> Any:
-    return trainer.compute_loss(model, dict(inputs)) * (len(inputs["input_ids"]) // 2)
+    return trainer.compute_loss(model, dict(inputs)) * _dpo_items(trainer, inputs)
 
 
 # GRPO loss types whose per-token loss is dapo's (only the normaliser differs)
@@ -190,10 +199,10 @@ FAMILIES.add(
     "DPOTrainer",
     Family(
         "TRL's direct preference optimisation trainer",
-        "preference pairs",
+        "preference pairs (loss_type sft alone: chosen completion tokens)",
         "trl:DPOConfig",
         _dpo_rows,
-        lambda inputs: len(inputs["input_ids"]) // 2,
+        _dpo_items,
         _dpo_summed,
         dict(_TRL),
         trl=True,
@@ -206,7 +215,7 @@ FAMILIES.add(
         "completion tokens",
         "trl:GRPOConfig",
         _grpo_rows,
-        lambda inputs: int(inputs["completion_mask"].sum()),
+        lambda trainer, inputs: int(inputs["completion_mask"].sum()),
         _grpo_summed,
         {**_TRL, "num_generations": 4, "max_completion_length": 8, "shuffle_dataset": False},
         keeps_sampler=True,

@@ -58,5 +58,5 @@ class InputsFitter:
             trainer.gaverify_fitting = False
             if metrics is not None:
                 trainer._metrics = metrics
-        counts = [family.count(micro) for micro in inputs]
+        counts = [family.count(trainer, micro) for micro in inputs]
         self.fitter.fit(step, n, variant, model, grads, basis=(counts, torch.stack(rows)))
