@@ -6,6 +6,7 @@ Cases run in a temporary folder (paths in messages are relative to it).
 """
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from gaverify.backends import memory
+from gaverify.backends.trainer import classes
 from gaverify.cli import app
 
 DOCS = Path(__file__).parent.parent / "docs" / "bad-input.md"
@@ -83,6 +85,16 @@ CASES = {
             "variant_expect={}",
         ],
     ),  # fmt: skip
+    "trainer-class-not-trainer": (
+        {},
+        ["run", "trainer", "--set", "trainer.class=collections:OrderedDict"],
+    ),
+    "trainer-extra-missing": ({}, ["run", "trl-sft"]),
+    "trainer-arg-unknown": ({}, ["run", "trainer", "--set", "trainer.args.max_grad_nrom=1"]),
+    "trainer-setting-unknown": (
+        {},
+        ["run", "trl-grpo", "--set", "variants=[loss_typ=dapo]", "--set", "variant_expect={}"],
+    ),
     "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
     "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),
 }
@@ -109,6 +121,9 @@ def test_bad_input_is_one_documented_line_and_exit_2(case, tmp_path, monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
     if case == "memory":
         monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
+    if case == "trainer-extra-missing":  # as without TRL installed
+        monkeypatch.setitem(sys.modules, "trl", None)
+        monkeypatch.setattr(classes, "_missing", lambda package: True)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()

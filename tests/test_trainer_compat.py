@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from gaverify.backends.trainer import compat as compat
+from gaverify.backends.trainer import compat
+from gaverify.backends.trainer.classes import resolve
 from gaverify.errors import GaverifyError
 from tests.conftest import small_scenario
 
@@ -52,9 +53,10 @@ def test_forcing_pre_fix_sets_the_trainer_attribute():
 
 def test_training_arguments_pair_the_batch_and_keep_user_settings(tmp_path):
     scenario = small_scenario(backend="trainer", trainer={"args": {"max_grad_norm": 1.0}})
-    args = compat.training_arguments(scenario, 4, str(tmp_path), cpu=True)
+    args = compat.training_arguments(scenario, resolve(scenario, []), 4, str(tmp_path), cpu=True)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 4)
     assert args.max_steps == scenario.steps and args.logging_steps == 1
     assert args.max_grad_norm == 1.0
-    default = compat.training_arguments(small_scenario(backend="trainer"), 1, str(tmp_path), True)
+    plain = small_scenario(backend="trainer")
+    default = compat.training_arguments(plain, resolve(plain, []), 1, str(tmp_path), True)
     assert default.max_grad_norm == 0.0  # no clipping unless asked

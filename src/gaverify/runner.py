@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from gaverify.backends import load_backend
+from gaverify.backends import check_backend, load_backend
 from gaverify.backends.kit import Interrupted
 from gaverify.calibrate import calibrate
 from gaverify.errors import (
@@ -46,6 +46,7 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
     progress = progress or Progress()
     calibration = None
     judged = scenario
+    check_backend(scenario)  # before a model is built, even for calibration
     try:
         if scenario.tolerance.auto:
             judged, calibration = calibrate(scenario, progress)

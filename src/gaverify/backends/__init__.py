@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from gaverify.spec.schema import Scenario
 
 
+def check_backend(scenario: Scenario) -> None:
+    """What the scenario's backend checks before anything is built (its
+    declared `check`: trainer.class for the trainer); exit 2 on a problem."""
+    check = BACKENDS.get(scenario.backend).check
+    if check:
+        module, _, func = check.partition(":")
+        getattr(importlib.import_module(module), func)(scenario)
+
+
 def load_backend(name: str) -> Callable[[Scenario, Progress], Trace]:
     """The run function of backend `name`."""
     module, _, func = BACKENDS.get(name).run.partition(":")

@@ -49,6 +49,9 @@ class Backend:
     # whether `key=value` variants run: the engine with that config argument set,
     # judged against itself at N=1 (trainer: variants [loss_type=dapo, loss_type=bnpo])
     setting_variants: bool = False
+    # module:function (scenario) -> None, run before anything is built or calibrated
+    # (the trainer's classes); it imports only what the scenario names
+    check: str | None = None
 
 
 def _own_references(scenario: Any) -> int:
@@ -103,6 +106,7 @@ BACKENDS.add(
         "the reference run's gradients and parameters per step, and the Trainer's model copy",
         reads=("trainer.class", "trainer.config", "trainer.args", "trainer.reward_funcs"),
         setting_variants=True,
+        check="gaverify.backends.trainer.classes:check",
     ),
 )
 BACKENDS.add(

@@ -61,7 +61,7 @@ def _load(path: str, key: str, search: list[Path]) -> Any:
     try:
         return load_object(path, key, search)
     except GaverifyError as exc:
-        if package in EXTRAS and package not in sys.modules and _missing(package):
+        if package in EXTRAS and _missing(package):
             raise GaverifyError(
                 f"{key}: {path} needs {package}, which is not installed: "
                 f"pip install 'gaverify[{EXTRAS[package]}]' (make install installs it)"
@@ -88,6 +88,11 @@ def _annotated_config(cls: type) -> type | None:
             if _derives(space.get(word), "TrainingArguments"):
                 return space[word]
     return None
+
+
+def check(scenario: Scenario) -> None:
+    """The backend's check before anything is built (spec/backends.py)."""
+    resolve(scenario, [scenario.source_dir] if scenario.source_dir else [])
 
 
 def resolve(scenario: Scenario, search: list[Path]) -> Classes:

@@ -92,11 +92,13 @@ def _sft_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     texts = _texts(setup)
     if args.get("packing"):
-        # packing joins samples into rows of max_length tokens: repeat the samples
-        # so that every step still gets batch.size rows (the Trainer must not
-        # reach the end of an epoch inside a step)
+        # packing joins samples into rows of max_length tokens: add rotated copies
+        # of the samples so that every step still gets batch.size rows (the Trainer
+        # must not reach the end of an epoch inside a step), distinct ones (equal
+        # packed rows would make their micro-batches' weights unidentifiable in a fit)
         need = setup.scenario.steps * setup.scenario.batch.size * (args.get("max_length") or 1024)
-        texts *= -(-need // sum(len(ids) + 1 for ids in texts)) + 1
+        copies = -(-need // sum(len(ids) + 1 for ids in texts)) + 1
+        texts = [ids[r % len(ids) :] + ids[: r % len(ids)] for r in range(copies) for ids in texts]
     return [{"text": words(ids)} for ids in texts]
 
 
