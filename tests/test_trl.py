@@ -86,8 +86,8 @@ def test_trl_trains_causal_lms_only():
 
 
 def test_the_family_is_found_through_the_bases():
-    from trl import GRPOTrainer
     from transformers import Trainer
+    from trl import GRPOTrainer
 
     class Mine(GRPOTrainer):
         pass
@@ -147,3 +147,13 @@ def test_a_trainer_subclass_averaging_each_micro_batch_fails_as_mean_of_means():
     assert set(_patterns(result).values()) == {"mean-of-means"}
     right = run_scenario(load_scenario(path, ["device=cpu", "steps=1"]))
     assert _verdicts(right) == {"installed": "pass"} and right.exit_code == 0
+
+
+@pytest.mark.slow
+def test_sft_on_two_processes_counts_every_rank_s_micro_batches():
+    scenario = _trl("SFTTrainer", ["installed"], steps=1, batch={"size": 8, "accumulation": [2]},
+                    distributed={"processes": 2})  # fmt: skip
+    result = run_scenario(scenario)
+    assert _verdicts(result) == {"installed": "pass"}
+    (row,) = result.rows
+    assert len(row.items_micro) == 4 and sum(row.items_micro) == row.items_full  # W x N

@@ -95,7 +95,7 @@ BACKENDS.add(
 BACKENDS.add(
     "trainer",
     Backend(
-        "gaverify.backends.trainer:run",
+        "gaverify.backends.trainer.dispatch:run",
         "the installed transformers.Trainer, gradient_accumulation_steps 1 vs N (on W "
         "processes with distributed.processes: W)",
         TRAINER_VARIANTS,

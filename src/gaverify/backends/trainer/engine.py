@@ -15,6 +15,7 @@ differences live in compat.py.
 from __future__ import annotations
 
 import copy
+import logging
 import tempfile
 import warnings
 from collections import deque
@@ -287,6 +288,9 @@ def quiet() -> Iterator[None]:
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     bars = _datasets_bars(False)  # TRL maps its data sets with progress bars
+    trl_log = logging.getLogger("trl")  # TRL's advice (flash attention for packing)
+    trl_level = trl_log.level
+    trl_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecations in TRL's configs
@@ -294,6 +298,7 @@ def quiet() -> Iterator[None]:
     finally:
         transformers.logging.set_verbosity(verbosity)
         _datasets_bars(bars)
+        trl_log.setLevel(trl_level)
 
 
 def _datasets_bars(on: bool) -> bool:
