@@ -44,7 +44,7 @@ def test_the_embedded_scenario_reproduces_the_run():
     result, text = _report(seed=3)
     block = text.split("```yaml\n")[1].split("```")[0]
     again = Scenario.model_validate(yaml.safe_load(block))
-    assert again.model_dump(mode="json", by_alias=True) == result.scenario
+    assert again.model_dump(mode="json") == result.scenario
     assert "Original command: `gaverify run my.yaml --set steps=2`" in text
 
 

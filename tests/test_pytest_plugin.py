@@ -10,9 +10,7 @@ pytest_plugins = ["pytester"]
 # modules imported during them, and torch cannot be imported twice.
 
 # A scenario that runs in about a second, as a mapping a test file can hold.
-SMALL = repr(
-    small_scenario(steps=1, batch={"accumulation": [2]}).model_dump(mode="json", by_alias=True)
-)
+SMALL = repr(small_scenario(steps=1, batch={"accumulation": [2]}).model_dump(mode="json"))
 
 
 def test_a_fresh_project_gates_on_the_fixture(pytester):

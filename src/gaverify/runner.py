@@ -67,7 +67,7 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
     facts = environment.collect()
     return RunResult(
         gaverify_version=facts["gaverify"],
-        scenario=scenario.model_dump(mode="json", by_alias=True),
+        scenario=scenario.model_dump(mode="json"),
         environment=facts,
         device=trace.device,
         parameters=trace.parameters,

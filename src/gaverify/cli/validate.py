@@ -13,5 +13,5 @@ def validate(scenario: ScenarioArg = None, set_: SetOpt = None, debug: DebugOpt 
     from gaverify.spec.loading import load
 
     spec = load(scenario, set_)
-    render.print_yaml(spec.model_dump(mode="json", by_alias=True))
+    render.print_yaml(spec.model_dump(mode="json"))
     render.print_notice(f"{scenario or 'built-in default scenario'}: valid")

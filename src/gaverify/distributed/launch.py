@@ -71,7 +71,7 @@ def run_ranks(
     agent = None
     try:
         job = {
-            "scenario": scenario.model_dump(mode="json", by_alias=True),
+            "scenario": scenario.model_dump(mode="json"),
             "source_dir": str(scenario.source_dir) if scenario.source_dir else None,
             "worker": worker,
             "processes": spec.processes,

@@ -221,9 +221,7 @@ def load(arg: ScenarioLike, overrides: Overrides | None = None) -> Scenario:
     if isinstance(arg, Scenario):
         if not overrides:
             return arg
-        return _validate(
-            arg.model_dump(by_alias=True), f"scenario {arg.name!r}", overrides, arg.source_dir
-        )
+        return _validate(arg.model_dump(), f"scenario {arg.name!r}", overrides, arg.source_dir)
     if isinstance(arg, Mapping):
         name = arg.get("name")
         source = f"scenario mapping {name!r}" if name else "scenario mapping"

@@ -254,6 +254,9 @@ TRAINER_OWNED_ARGS = frozenset(
 
 
 class TrainerSpec(Section):
+    # `class` is a Python keyword: the field is class_, read and written as `class`
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
     class_: ImportPath = Field(
         None,
         alias="class",
