@@ -13,7 +13,7 @@ from importlib import metadata
 
 from gaverify import allocator
 
-_PACKAGES = ["torch", "transformers", "accelerate", "pydantic", "typer", "rich", "pyyaml"]
+_PACKAGES = ["torch", "transformers", "accelerate", "trl", "pydantic", "typer", "rich", "pyyaml"]
 
 
 def _version(package: str) -> str:

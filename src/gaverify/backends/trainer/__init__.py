@@ -5,5 +5,6 @@ trainer.config (checked before any model is built); families.py holds what
 TRL's trainers need beyond the Trainer's; engine.py trains one watched run
 (shared); single.py compares runs in one process; ranks.py runs the
 accumulated ones on W processes; fitting.py fits a trainer's own
-micro-batches; compat.py holds what differs between transformers releases.
+micro-batches; quiet.py silences the engines; compat.py holds what differs
+between transformers releases.
 """

@@ -48,6 +48,17 @@ def _name(cls: type) -> str:
     return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
 
 
+def _released(cls: type) -> str:
+    """`Class of package version`: an argument may exist in another release."""
+    from importlib import metadata
+
+    package = cls.__module__.split(".")[0]
+    try:
+        return f"{cls.__qualname__} of {package} {metadata.version(package)}"
+    except metadata.PackageNotFoundError:  # your own module
+        return _name(cls)
+
+
 def _derives(cls: Any, base: str) -> bool:
     """Whether `cls` is a class deriving from transformers' `base` (by MRO, so
     checking a class that is not one imports nothing more)."""
@@ -121,5 +132,5 @@ def resolve(scenario: Scenario, search: list[Path]) -> Classes:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise GaverifyError(f"{where}: {_name(config)} has no argument '{key}'{hint}")
+            raise GaverifyError(f"{where}: {_released(config)} has no argument '{key}'{hint}")
     return Classes(trainer, config, family_name, family)

@@ -1,26 +1,24 @@
-"""One run of the installed transformers.Trainer, watched step by step.
+"""One run of the scenario's Trainer (transformers.Trainer or a subclass), watched step by step.
 
 `train` trains a fresh copy of the initial model with a real Trainer for
 `steps` optimizer steps, on the same samples in the same order (a sequential
-sampler and gaverify's collator, one micro-batch at a time), with the same
+sampler and gaverify's collator, one micro-batch at a time; TRL's trainers
+get rows of text they prepare themselves: families.py), with the same
 optimizer and a constant learning rate, at per-device batch B/(W*n) and n
 accumulation steps. A pre-step hook on the optimizer hands the gradient the
 Trainer applies (after clipping, in every release) to a watch, and a
-post-step hook the parameters; the losses and grad_norm it logs come back
-in a TrainedRun. `plan_runs` says which runs a scenario needs. Shared by the
-one-process (single.py) and W-process (ranks.py) backends; release
-differences live in compat.py.
+post-step hook the parameters; the losses and grad_norm it logs, and the
+items of each micro-batch it prepared, come back in a TrainedRun.
+`plan_runs` says which runs a scenario needs. Shared by the one-process
+(single.py) and W-process (ranks.py) backends; release differences live in
+compat.py.
 """
-
 from __future__ import annotations
 
 import copy
-import logging
 import tempfile
-import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -278,35 +276,3 @@ def split_at_own_parameters(
     return run.split_extras(
         model, micro, samples, (0.0, grads), own, (step, n, variant.name), world
     )
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """The Trainer's info chatter is not ours to print."""
-    import transformers
-
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    bars = _datasets_bars(False)  # TRL maps its data sets with progress bars
-    trl_log = logging.getLogger("trl")  # TRL's advice (flash attention for packing)
-    trl_level = trl_log.level
-    trl_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecations in TRL's configs
-            yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        _datasets_bars(bars)
-        trl_log.setLevel(trl_level)
-
-
-def _datasets_bars(on: bool) -> bool:
-    """Switch `datasets`' progress bars on or off; returns whether they were on."""
-    try:
-        from datasets.utils import logging as ds_logging
-    except ImportError:  # no datasets: nothing prints them
-        return False
-    was = ds_logging.is_progress_bar_enabled()
-    (ds_logging.enable_progress_bar if on else ds_logging.disable_progress_bar)()
-    return was

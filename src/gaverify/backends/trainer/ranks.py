@@ -34,10 +34,10 @@ from gaverify.backends.trainer.engine import (
     Job,
     header,
     plan_runs,
-    quiet,
     split_at_own_parameters,
     train,
 )
+from gaverify.backends.trainer.quiet import quiet
 from gaverify.backends.watch import (
     CompareWithReference,
     Ignore,

@@ -19,11 +19,11 @@ from gaverify.backends.trainer.engine import (
     Job,
     header,
     plan_runs,
-    quiet,
     split_at_own_parameters,
     train,
 )
 from gaverify.backends.trainer.fitting import InputsFitter
+from gaverify.backends.trainer.quiet import quiet
 from gaverify.backends.watch import CompareWithReference, KeepReference, TrainedRun, add_rows
 from gaverify.measure.results import Trace
 from gaverify.progress import Progress
