@@ -4,25 +4,16 @@ built on transformers.Trainer (axolotl, LLaMA-Factory) override compute_loss wit
 The Trainer hands compute_loss each micro-batch and num_items_in_batch, the
 label tokens of the whole accumulation window. A subclass that sets
 loss_is_scaled_for_ga = True says it did the division for accumulation
-itself, so the Trainer backpropagates what it returns as is.
+itself, so the Trainer backpropagates what it returns as is. The token loss
+is custom_losses.sum_over_count: the summed loss over the count it is given.
 """
 
-import torch.nn.functional as F
+from custom_losses import sum_over_count
 from transformers import Trainer
 
 
-def _summed_token_loss(model, inputs):
-    """The micro-batch's next-token loss summed over its label tokens, and the outputs."""
-    labels = inputs["labels"]
-    outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-    logits = outputs.logits[:, :-1].float()
-    summed = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        labels[:, 1:].reshape(-1),
-        ignore_index=-100,
-        reduction="sum",
-    )
-    return summed, int((labels[:, 1:] != -100).sum()), outputs
+def _outputs(model, inputs):
+    return model(**{k: v for k, v in inputs.items() if k != "labels"})
 
 
 class TokenSumTrainer(Trainer):
@@ -31,8 +22,8 @@ class TokenSumTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        summed, _, outputs = _summed_token_loss(model, inputs)
-        loss = summed / num_items_in_batch
+        outputs = _outputs(model, inputs)
+        loss = sum_over_count(outputs, inputs["labels"], num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -43,6 +34,8 @@ class MeanOfMeansTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        summed, count, outputs = _summed_token_loss(model, inputs)
-        loss = summed / count / self.current_gradient_accumulation_steps
+        outputs = _outputs(model, inputs)
+        own = (inputs["labels"][:, 1:] != -100).sum()  # this micro-batch's items only
+        loss = sum_over_count(outputs, inputs["labels"], own)
+        loss = loss / self.current_gradient_accumulation_steps
         return (loss, outputs) if return_outputs else loss
