@@ -25,6 +25,9 @@ def _variants(backend: str) -> list[tuple[str, str]]:
         rows.append((known.own_variant, "your function, by import path: the one thing measured"))
     elif known.custom_variants:
         rows.append(("module:function", known.custom_summary))
+    if known.setting_variants:
+        rows.append(("key=value", "the engine with that config argument set (k=v,k2=v2 for "
+                     "several), judged against itself at N=1, e.g. loss_type=dapo"))  # fmt: skip
     return rows
 
 
