@@ -13,6 +13,7 @@ items of each micro-batch it prepared, come back in a TrainedRun.
 (single.py) and W-process (ranks.py) backends; release differences live in
 compat.py.
 """
+
 from __future__ import annotations
 
 import copy
