@@ -73,7 +73,7 @@ def test_each_family_builds_its_rows_from_the_same_samples():
     assert all(r["chosen"] != r["rejected"] for r in dpo)
     assert all(len(r["rejected"]) < len(r["chosen"]) for r in dpo)
     grpo = FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 4})
-    assert len(grpo) == 2 * 8 // 4  # one prompt per num_generations samples of each step
+    assert [r["prompt"] for r in grpo] == [r["prompt"] for r in completion]  # GRPO repeats them
     with pytest.raises(GaverifyError, match="num_generations: 3 completions per prompt must "
                        "divide batch.size 8"):  # fmt: skip
         FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 3})

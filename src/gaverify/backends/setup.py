@@ -89,6 +89,10 @@ class Setup:
             width=data.length.max if data.pad_to_max else None,
         )
         self._check_items()
+        # what the report says a counted item is, and how dropout is kept off: a
+        # backend whose engine counts its own items (TRL) says otherwise
+        self.unit: str = self.task.unit
+        self.dropout_off = "model in eval mode"
         for variant in self.variants.values():
             if variant.origin:
                 self.notes.append(f"user code ran: {variant.origin}")
@@ -147,12 +151,13 @@ class Setup:
         """What every report of this run should say about its set-up."""
         scenario = self.scenario
         notes = [
-            f"task: {self.task.name} (items: {self.task.unit}), {self.parameters:,} parameters",
+            f"task: {self.task.name} (items: {self.unit}), {self.parameters:,} parameters",
             *self.notes,
             "dropout: on (kept by model.dropout: true; full and micro-batch runs use "
             "different masks)"
             if scenario.model.dropout
-            else "dropout: off (model in eval mode, so full and micro-batch passes are comparable)",
+            else f"dropout: off ({self.dropout_off}, so full and micro-batch passes are "
+            "comparable)",
         ]
         if scenario.loss.label_smoothing:
             notes.append(f"loss: label smoothing {scenario.loss.label_smoothing} in every run")

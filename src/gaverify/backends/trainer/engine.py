@@ -115,6 +115,13 @@ class Job:
     setup: Setup
     classes: Classes
 
+    def __post_init__(self):
+        family = self.classes.family
+        if family.count is not None:  # the report's items are the ones TRL counts
+            self.setup.unit = family.items
+        if family.trl:
+            self.setup.dropout_off = "every dropout rate 0, the model in train mode as TRL reads it"
+
 
 def header(scenario: Any, classes: Classes, world: int = 1) -> list[str]:
     """The report's first lines: which trainer ran, on what, against what."""
@@ -132,7 +139,7 @@ def header(scenario: Any, classes: Classes, world: int = 1) -> list[str]:
     if classes.family.trl:
         lines.append(
             f"data: the samples as text rows, prepared and collated by {classes.family_name} "
-            f"itself; items: {classes.family.items}, counted from the inputs it prepared"
+            "itself; items counted from the inputs it prepared"
         )
     return lines
 

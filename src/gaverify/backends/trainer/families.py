@@ -114,9 +114,10 @@ def _dpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _grpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
-    """One prompt per num_generations samples of each step: GRPO's sampler
-    repeats each prompt num_generations times, so a step still trains on B completions."""
-    _texts(setup)
+    """Every sample's first half as a prompt. GRPO's sampler repeats each
+    prompt num_generations times, so a step trains on B completions of
+    B/num_generations prompts, and a generation batch spanning several steps
+    (generation_batch_size) finds enough prompts even for a 1-step scenario."""
     group = args["num_generations"]
     size = setup.scenario.batch.size
     if size % group:
@@ -124,11 +125,7 @@ def _grpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
             f"trainer.args.num_generations: {group} completions per prompt must divide "
             f"batch.size {size}"
         )
-    return [
-        {"prompt": words(list(s["input_ids"])[: _split(list(s["input_ids"]))])}
-        for step in setup.steps
-        for s in step[: size // group]
-    ]
+    return [{"prompt": words(ids[: _split(ids)])} for ids in _texts(setup)]
 
 
 def _label_tokens(trainer: Any, inputs: Inputs) -> int:
