@@ -106,3 +106,15 @@ def test_a_bad_trainer_class_is_exit_2_in_under_2_seconds_before_any_model_is_bu
         "transformers.Trainer (type OrderedDict)"
     ]
     assert took < 2.0, f"{took:.2f} s"
+
+
+def test_grpo_on_several_processes_is_refused_before_anything_is_built():
+    scenario = small_scenario(
+        backend="trainer",
+        trainer={"class": "trl:GRPOTrainer"},
+        distributed={"processes": 2},
+        batch={"accumulation": [2]},
+    )
+    with pytest.raises(GaverifyError, match=r"^distributed.processes: GRPOTrainer on 2 "
+                       r"processes: each of W processes samples its own completions"):  # fmt: skip
+        resolve(scenario, [])

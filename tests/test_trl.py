@@ -157,3 +157,15 @@ def test_sft_on_two_processes_counts_every_rank_s_micro_batches():
     assert _verdicts(result) == {"installed": "pass"}
     (row,) = result.rows
     assert len(row.items_micro) == 4 and sum(row.items_micro) == row.items_full  # W x N
+
+
+@pytest.mark.slow
+def test_dpo_on_two_processes_builds_its_reference_model_on_every_rank():
+    # transformers saves a model on rank 0 only: the parent saves the initial one
+    batch = {"size": 8, "accumulation": [2]}
+    scenario = _trl(
+        "DPOTrainer", ["loss_type=sigmoid"], steps=1, batch=batch, distributed={"processes": 2}
+    )
+    result = run_scenario(scenario)
+    assert _verdicts(result) == {"loss_type=sigmoid": "pass"}
+    assert [r.items_micro for r in result.rows] == [[2, 2, 2, 2]]  # pairs, W x N micro-batches

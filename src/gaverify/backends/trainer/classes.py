@@ -117,6 +117,11 @@ def resolve(scenario: Scenario, search: list[Path]) -> Classes:
             f"({type(trainer).__name__} {getattr(trainer, '__qualname__', trainer)})"
         )
     family_name, family = family_of(trainer)
+    if family.one_process and scenario.distributed.processes > 1:
+        raise GaverifyError(
+            f"distributed.processes: {family_name} on {scenario.distributed.processes} "
+            f"processes: {family.one_process}; run it on one process"
+        )
     if spec.config:
         config = _load(spec.config, "trainer.config", search)
     else:

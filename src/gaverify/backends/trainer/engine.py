@@ -114,6 +114,9 @@ class Job:
 
     setup: Setup
     classes: Classes
+    # where TRL's reference model is loaded from: the initial model, saved once by
+    # the parent for W processes (transformers saves on rank 0 only); None: per run
+    initial: Path | None = None
 
     def __post_init__(self):
         family = self.classes.family
@@ -162,10 +165,9 @@ def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, 
     return variants, setup.scenario.plan, references
 
 
-def _data(job: Job, args: Any, folder: Path) -> dict[str, Any]:
+def _data(job: Job, args: Any) -> dict[str, Any]:
     """The train set and what goes with it: gaverify's samples and collator,
-    or (TRL) rows of text, the processing class, the initial model saved
-    where TRL builds a reference model from (config._name_or_path)."""
+    or (TRL) rows of text and the processing class (and GRPO's rewards)."""
     setup, family = job.setup, job.classes.family
     if family.rows is None:
         return {
@@ -176,11 +178,17 @@ def _data(job: Job, args: Any, folder: Path) -> dict[str, Any]:
         }
     from datasets import Dataset
 
+    rows = family.rows(setup, {f.name: getattr(args, f.name) for f in fields(args)})
+    return {"train_dataset": Dataset.from_list(rows), **family.kwargs(setup)}
+
+
+def save_initial(setup: Setup, folder: Path) -> Path:
+    """The initial model saved under `folder`, where TRL builds a reference
+    model from (config._name_or_path)."""
     initial = folder / "initial-model"
     if not initial.exists():
         setup.built.model.save_pretrained(initial)
-    rows = family.rows(setup, {f.name: getattr(args, f.name) for f in fields(args)})
-    return {"train_dataset": Dataset.from_list(rows), **family.kwargs(setup, str(initial))}
+    return initial
 
 
 def _check_rows(job: Job, trainer: Any) -> None:
@@ -233,9 +241,9 @@ def train(
                 call_user_loss, variant.name, variant.compute_loss_func
             )
         try:
-            data = _data(job, args, Path(tmp))
+            data = _data(job, args)
             if job.classes.family.trl:  # TRL builds a reference model from this path
-                model.config._name_or_path = str(Path(tmp) / "initial-model")
+                model.config._name_or_path = str(job.initial or save_initial(setup, Path(tmp)))
             trainer = _watched(job.classes)(
                 model=model, args=args, optimizers=(optimizer, None), callbacks=[logs],
                 **data, **extra,

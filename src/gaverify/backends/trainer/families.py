@@ -47,11 +47,12 @@ class Family:
     defaults: dict[str, Any] = field(default_factory=dict)  # unless trainer.args sets them
     keeps_sampler: bool = False  # its own sampler stays (GRPO repeats each prompt)
     loss_scale: float | None = None  # a zero-mean loss's term scale (Measurement.loss_scale)
+    one_process: str | None = None  # why it cannot run on W processes against one, if so
     trl: bool = False  # built on TRL: a processing class, the reference model by path;
     # and it reads model.training (GRPO divides by N only then): dropout is zeroed
     # in train mode rather than the model kept in eval mode
 
-    def kwargs(self, setup: Setup, model_path: str) -> dict[str, Any]:
+    def kwargs(self, setup: Setup) -> dict[str, Any]:
         """Extra constructor arguments: a processing class and, for GRPO, rewards."""
         if not self.trl:
             return {}
@@ -220,6 +221,8 @@ FAMILIES.add(
         keeps_sampler=True,
         # advantages are centred per group, so the loss is ~0 with terms of unit scale
         loss_scale=1.0,
+        one_process="each of W processes samples its own completions with its own random "
+        "stream, so they are not the one-process reference's: its runs cannot be compared",
         trl=True,
     ),
 )

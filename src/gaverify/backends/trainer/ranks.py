@@ -34,6 +34,7 @@ from gaverify.backends.trainer.engine import (
     Job,
     header,
     plan_runs,
+    save_initial,
     split_at_own_parameters,
     train,
 )
@@ -75,6 +76,8 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
 
     def prepare(folder: Path) -> None:
         torch.save(refs, folder / REFERENCE_FILE)
+        if job.classes.family.trl:  # read by every rank: transformers saves on rank 0 only
+            save_initial(job.setup, folder)
 
     on_cuda = job.setup.device == "cuda"
     worker = "gaverify.backends.trainer.ranks:work"
@@ -104,7 +107,7 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
               late_notes=lambda: ref_notes)  # fmt: skip
     run.device = f"{run.setup.device} x {ctx.world}"
     setup = run.setup
-    job = Job(setup, classes)
+    job = Job(setup, classes, ctx.folder / "initial-model" if classes.family.trl else None)
     variants, plan, _ = plan_runs(setup)
     with quiet():
         for n, name in plan:
