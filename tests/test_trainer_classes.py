@@ -13,6 +13,7 @@ from gaverify.errors import GaverifyError
 from tests.conftest import small_scenario
 
 VERSION = transformers.__version__
+REWARD = "gaverify.backends.trainer.rewards:even_tokens"
 
 
 def _scenario(variants=None, **trainer):
@@ -65,6 +66,8 @@ def test_trainer_config_overrides_the_config_class():
         ({"config": "collections:OrderedDict"},
          "trainer.config: 'collections:OrderedDict' is not a subclass of "
          "transformers.TrainingArguments"),
+        ({"class": "trl:SFTTrainer", "reward_funcs": [REWARD]},
+         "trainer.reward_funcs: SFTTrainer takes no reward functions (trl:GRPOTrainer does)"),
         ({"args": {"max_grad_nrom": 1.0}},
          f"trainer.args.max_grad_nrom: TrainingArguments of transformers {VERSION} has no "
          "argument 'max_grad_nrom' (did you mean max_grad_norm?)"),

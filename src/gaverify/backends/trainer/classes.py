@@ -117,6 +117,10 @@ def resolve(scenario: Scenario, search: list[Path]) -> Classes:
             f"({type(trainer).__name__} {getattr(trainer, '__qualname__', trainer)})"
         )
     family_name, family = family_of(trainer)
+    if spec.reward_funcs and not family.rewards:
+        raise GaverifyError(
+            f"trainer.reward_funcs: {family_name} takes no reward functions (trl:GRPOTrainer does)"
+        )
     if family.one_process and scenario.distributed.processes > 1:
         raise GaverifyError(
             f"distributed.processes: {family_name} on {scenario.distributed.processes} "

@@ -48,6 +48,7 @@ class Family:
     keeps_sampler: bool = False  # its own sampler stays (GRPO repeats each prompt)
     loss_scale: float | None = None  # a zero-mean loss's term scale (Measurement.loss_scale)
     one_process: str | None = None  # why it cannot run on W processes against one, if so
+    rewards: bool = False  # takes reward_funcs (trainer.reward_funcs)
     trl: bool = False  # built on TRL: a processing class, the reference model by path;
     # and it reads model.training (GRPO divides by N only then): dropout is zeroed
     # in train mode rather than the model kept in eval mode
@@ -59,7 +60,7 @@ class Family:
         built = setup.built
         tokenizer = built.tokenizer or word_tokenizer(built.model, _vocab(setup))
         extra: dict[str, Any] = {"processing_class": tokenizer}
-        if self is FAMILIES.get("GRPOTrainer"):
+        if self.rewards:
             paths = setup.scenario.trainer.reward_funcs or [BUNDLED_REWARD]
             extra["reward_funcs"] = [
                 load_object(p, "trainer.reward_funcs", setup.search) for p in paths
@@ -223,6 +224,7 @@ FAMILIES.add(
         loss_scale=1.0,
         one_process="each of W processes samples its own completions with its own random "
         "stream, so they are not the one-process reference's: its runs cannot be compared",
+        rewards=True,
         trl=True,
     ),
 )
