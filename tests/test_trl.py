@@ -169,3 +169,10 @@ def test_dpo_on_two_processes_builds_its_reference_model_on_every_rank():
     result = run_scenario(scenario)
     assert _verdicts(result) == {"loss_type=sigmoid": "pass"}
     assert [r.items_micro for r in result.rows] == [[2, 2, 2, 2]]  # pairs, W x N micro-batches
+
+
+def test_a_trl_trainer_on_moe_router_losses_is_refused_not_misjudged():
+    path = next(b.path for b in bundled() if b.name == "trainer-moe")
+    scenario = load_scenario(path, ["device=cpu", "steps=1", "trainer.class=trl:SFTTrainer"])
+    with pytest.raises(GaverifyError, match=r"SFTTrainer prepares its own: use "):
+        run_scenario(scenario)

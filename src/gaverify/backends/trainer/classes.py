@@ -132,7 +132,8 @@ def resolve(scenario: Scenario, search: list[Path]) -> Classes:
         config = _annotated_config(trainer) or _load(family.config, "trainer.config", search)
     if not _derives(config, "TrainingArguments"):
         raise GaverifyError(
-            f"trainer.config: '{spec.config}' is not a subclass of transformers.TrainingArguments"
+            f"trainer.config: '{spec.config or _name(config)}' is not a subclass of "
+            "transformers.TrainingArguments"
         )
     known = {f.name for f in dataclasses.fields(config)}
     settings = [(f"variants: {v}", k) for v in scenario.variants if is_setting(v)

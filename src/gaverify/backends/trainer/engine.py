@@ -29,6 +29,7 @@ from torch.utils.data import SequentialSampler
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from gaverify.accumulation.extras import describe_terms
 from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS, TrainerVariant, own_loss
 from gaverify.accumulation.variants import call_user_loss
 from gaverify.backends.setup import Setup
@@ -145,6 +146,21 @@ def header(scenario: Any, classes: Classes, world: int = 1) -> list[str]:
             "itself; items counted from the inputs it prepared"
         )
     return lines
+
+
+def refuse_unsplittable(run: Any, classes: Classes) -> None:
+    """A loss with MoE router terms is judged by splitting them off on
+    gaverify's own micro-batches; TRL prepares its own, so it is refused."""
+    if classes.family.rows is None:
+        return
+    split = [name for name in run.setup.variants if run.splits(name)]
+    if split:
+        raise GaverifyError(
+            f"model: {', '.join(split)} would train on {describe_terms(run.setup.built.model)} "
+            f"(MoE router losses), which gaverify splits off on its own micro-batches; "
+            f"{classes.family_name} prepares its own: use transformers:Trainer (trainer-moe) or "
+            "model.config.output_router_logits: false"
+        )
 
 
 def plan_runs(setup: Setup) -> tuple[dict[str, TrainerVariant], list, dict[str, TrainerVariant]]:

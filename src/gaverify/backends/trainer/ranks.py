@@ -34,6 +34,7 @@ from gaverify.backends.trainer.engine import (
     Job,
     header,
     plan_runs,
+    refuse_unsplittable,
     save_initial,
     split_at_own_parameters,
     train,
@@ -108,6 +109,7 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
     run.device = f"{run.setup.device} x {ctx.world}"
     setup = run.setup
     job = Job(setup, classes, ctx.folder / "initial-model" if classes.family.trl else None)
+    refuse_unsplittable(run, classes)
     variants, plan, _ = plan_runs(setup)
     with quiet():
         for n, name in plan:

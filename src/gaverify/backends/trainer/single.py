@@ -19,6 +19,7 @@ from gaverify.backends.trainer.engine import (
     Job,
     header,
     plan_runs,
+    refuse_unsplittable,
     split_at_own_parameters,
     train,
 )
@@ -43,6 +44,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
         late_notes=lambda: [note for ref, _ in refs.values() for note in ref.notes],
     )
     job = Job(run.setup, classes)
+    refuse_unsplittable(run, classes)
     variants, plan, references = plan_runs(job.setup)
     own_inputs = classes.family.count is not None  # TRL: fitted on its own micro-batches
     progress.start(scenario.steps * (len(references) + len(plan)))
