@@ -103,7 +103,8 @@ def discrimination_warnings(measurements: list[Measurement]) -> list[str]:
     return [
         f"{ns}: every micro-batch holds the same number of counted items in every step, "
         "so mean-of-means (naive) and num_items_in_batch (fixed) give identical results; "
-        "use variable-length data to detect the difference"
+        "counts that differ between micro-batches (variable-length data, where items are "
+        "tokens) are needed to detect the difference"
     ]
 
 
