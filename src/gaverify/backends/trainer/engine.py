@@ -35,7 +35,7 @@ from gaverify.accumulation.variants import call_user_loss
 from gaverify.backends.setup import Setup
 from gaverify.backends.trainer import compat
 from gaverify.backends.trainer.classes import Classes
-from gaverify.backends.trainer.families import Family
+from gaverify.backends.trainer.families import Family, row_text
 from gaverify.backends.watch import TrainedRun
 from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
@@ -194,7 +194,8 @@ def _data(job: Job, args: Any) -> dict[str, Any]:
         }
     from datasets import Dataset
 
-    rows = family.rows(setup, {f.name: getattr(args, f.name) for f in fields(args)})
+    config = {f.name: getattr(args, f.name) for f in fields(args)}
+    rows = family.rows(setup, config, row_text(setup.built.tokenizer))
     return {"train_dataset": Dataset.from_list(rows), **family.kwargs(setup)}
 
 

@@ -29,6 +29,7 @@ from gaverify.model.vocabulary import word_tokenizer, words
 from gaverify.registry import Registry
 
 Inputs = dict[str, Any]
+Text = Callable[[list[int]], str]
 BUNDLED_REWARD = "gaverify.backends.trainer.rewards:even_tokens"
 
 
@@ -39,8 +40,9 @@ class Family:
     summary: str
     items: str  # what one counted item is, for the report
     config: str = "transformers:TrainingArguments"  # its config class by default
-    # train-set rows from the run's samples and config arguments; None: gaverify's samples
-    rows: Callable[[Setup, dict[str, Any]], list[dict[str, Any]]] | None = None
+    # train-set rows from the run's samples, config arguments and the text of token
+    # ids (row_text); None: gaverify's samples
+    rows: Callable[[Setup, dict[str, Any], Text], list[dict[str, Any]]] | None = None
     count: Callable[[Any, Inputs], int] | None = None  # (trainer, inputs) -> items in it
     # one micro-batch's loss summed over its items (for fitting), or None where undefined
     summed: Callable[[Any, Any, Inputs], Any] | None = None
@@ -68,6 +70,15 @@ class Family:
         return extra
 
 
+def row_text(tokenizer: Any | None) -> Text:
+    """Token ids as the text of a row: the model's own tokenizer's decoding
+    (data read from files comes back as it was), else the word tokenizer's
+    words. Each text opens with a space, so prompt + completion stay apart."""
+    if tokenizer is None:
+        return words
+    return lambda ids: " " + tokenizer.decode(ids).strip()
+
+
 def _vocab(setup: Setup) -> int:
     return setup.built.token_space(setup.task, setup.scenario.model).vocab_size
 
@@ -86,10 +97,10 @@ def _texts(setup: Setup) -> list[list[int]]:
     return [list(s["input_ids"]) for step in setup.steps for s in step]
 
 
-def _sft_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
+def _sft_rows(setup: Setup, args: dict[str, Any], text: Text) -> list[dict[str, Any]]:
     if args.get("completion_only_loss"):
         return [
-            {"prompt": words(ids[: _split(ids)]), "completion": words(ids[_split(ids) :])}
+            {"prompt": text(ids[: _split(ids)]), "completion": text(ids[_split(ids) :])}
             for ids in _texts(setup)
         ]
     texts = _texts(setup)
@@ -101,21 +112,21 @@ def _sft_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
         need = setup.scenario.steps * setup.scenario.batch.size * (args.get("max_length") or 1024)
         copies = -(-need // sum(len(ids) + 1 for ids in texts)) + 1
         texts = [ids[r % len(ids) :] + ids[: r % len(ids)] for r in range(copies) for ids in texts]
-    return [{"text": words(ids)} for ids in texts]
+    return [{"text": text(ids)} for ids in texts]
 
 
-def _dpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
+def _dpo_rows(setup: Setup, args: dict[str, Any], text: Text) -> list[dict[str, Any]]:
     rows = []
     for ids in _texts(setup):
         p = _split(ids)
         tail = ids[p:]
         # rejected: the chosen completion reversed and a token shorter (lengths differ)
         rejected = tail[::-1][: max(1, len(tail) - 1)]
-        rows.append({"prompt": words(ids[:p]), "chosen": words(tail), "rejected": words(rejected)})
+        rows.append({"prompt": text(ids[:p]), "chosen": text(tail), "rejected": text(rejected)})
     return rows
 
 
-def _grpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
+def _grpo_rows(setup: Setup, args: dict[str, Any], text: Text) -> list[dict[str, Any]]:
     """Every sample's first half as a prompt. GRPO's sampler repeats each
     prompt num_generations times, so a step trains on B completions of
     B/num_generations prompts, and a generation batch spanning several steps
@@ -127,7 +138,7 @@ def _grpo_rows(setup: Setup, args: dict[str, Any]) -> list[dict[str, Any]]:
             f"trainer.args.num_generations: {group} completions per prompt must divide "
             f"batch.size {size}"
         )
-    return [{"prompt": words(ids[: _split(ids)])} for ids in _texts(setup)]
+    return [{"prompt": text(ids[: _split(ids)])} for ids in _texts(setup)]
 
 
 def _label_tokens(trainer: Any, inputs: Inputs) -> int:
