@@ -40,7 +40,7 @@ from gaverify.backends.watch import TrainedRun
 from gaverify.data.collate import model_batch
 from gaverify.errors import GaverifyError
 from gaverify.measure.compare import trainable
-from gaverify.measure.extras import Split
+from gaverify.measure.extras import Split, has_extras
 from gaverify.model.calls import keep_eval_mode, zero_dropout
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
@@ -148,15 +148,15 @@ def header(scenario: Any, classes: Classes, world: int = 1) -> list[str]:
     return lines
 
 
-def refuse_unsplittable(run: Any, classes: Classes) -> None:
+def refuse_unsplittable(setup: Setup, classes: Classes) -> None:
     """A loss with MoE router terms is judged by splitting them off on
     gaverify's own micro-batches; TRL prepares its own, so it is refused."""
-    if classes.family.rows is None:
+    if classes.family.rows is None or not has_extras(setup.built.model):
         return
-    split = [name for name in run.setup.variants if run.splits(name)]
+    split = [name for name, variant in setup.variants.items() if variant.model_loss]
     if split:
         raise GaverifyError(
-            f"model: {', '.join(split)} would train on {describe_terms(run.setup.built.model)} "
+            f"model: {', '.join(split)} would train on {describe_terms(setup.built.model)} "
             f"(MoE router losses), which gaverify splits off on its own micro-batches; "
             f"{classes.family_name} prepares its own: use transformers:Trainer (trainer-moe) or "
             "model.config.output_router_logits: false"

@@ -63,6 +63,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
 
     search = [scenario.source_dir] if scenario.source_dir else []
     job = Job(Setup(scenario, resolve_trainer_variant), resolve(scenario, search))
+    refuse_unsplittable(job.setup, job.classes)  # before the reference trains
     _, plan, references = plan_runs(job.setup)
     progress.start(scenario.steps * (len(references) + len(plan)))
     refs = {}
@@ -109,7 +110,6 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
     run.device = f"{run.setup.device} x {ctx.world}"
     setup = run.setup
     job = Job(setup, classes, ctx.folder / "initial-model" if classes.family.trl else None)
-    refuse_unsplittable(run, classes)
     variants, plan, _ = plan_runs(setup)
     with quiet():
         for n, name in plan:

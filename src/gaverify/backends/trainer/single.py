@@ -44,7 +44,7 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
         late_notes=lambda: [note for ref, _ in refs.values() for note in ref.notes],
     )
     job = Job(run.setup, classes)
-    refuse_unsplittable(run, classes)
+    refuse_unsplittable(run.setup, classes)
     variants, plan, references = plan_runs(job.setup)
     own_inputs = classes.family.count is not None  # TRL: fitted on its own micro-batches
     progress.start(scenario.steps * (len(references) + len(plan)))
