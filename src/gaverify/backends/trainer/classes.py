@@ -2,8 +2,8 @@
 
 `resolve` imports trainer.class (default transformers:Trainer) and checks,
 before any model is built, that it is a transformers.Trainer subclass, that
-its config class (trainer.config, else the family's, else the one its
-__init__ annotates `args` with) is a TrainingArguments subclass, and that
+its config class (trainer.config, else the one its __init__ annotates
+`args` with, else its family's) is a TrainingArguments subclass, and that
 every key of trainer.args and of the variants' key=value settings is one of
 that config class's fields. Each problem is one line naming the key (exit 2).
 A package that is not installed names the extra that installs it.
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import inspect
 import re
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,6 @@ def _name(cls: type) -> str:
 
 def _released(cls: type) -> str:
     """`Class of package version`: an argument may exist in another release."""
-    from importlib import metadata
-
     package = cls.__module__.split(".")[0]
     try:
         return f"{cls.__qualname__} of {package} {metadata.version(package)}"
@@ -81,8 +81,6 @@ def _load(path: str, key: str, search: list[Path]) -> Any:
 
 
 def _missing(package: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(package) is None
 
 
