@@ -3,6 +3,7 @@ import torch
 
 from gaverify.errors import GaverifyError, UnknownNameError
 from gaverify.model.build import build_model, locate_pretrained, resolve_device
+from gaverify.model.calls import zero_dropout
 from gaverify.runner import run_scenario
 from gaverify.spec.schema import ModelSpec
 from gaverify.tasks.heads import TASKS
@@ -25,6 +26,17 @@ def test_seeded_init_is_repeatable_and_dropout_is_off():
 
 def test_dropout_can_be_kept_on():
     assert _build(ModelSpec(config=SMALL_MODEL, dropout=True)).model.training
+
+
+def test_zero_dropout_keeps_train_mode_and_makes_it_deterministic():
+    # BERT has dropout modules and an attention dropout rate read from its config
+    config = {**SMALL_MODEL, "hidden_dropout_prob": 0.5, "attention_probs_dropout_prob": 0.5}
+    model = _build(ModelSpec(type="bert", config=config), TASKS.get("masked-lm")).model
+    model.train()
+    zero_dropout(model)
+    ids = torch.randint(5, 60, (2, 9))
+    assert model.training
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
