@@ -109,6 +109,16 @@ def test_a_bad_trainer_class_is_exit_2_in_under_2_seconds_before_any_model_is_bu
         "transformers.Trainer (type OrderedDict)"
     ]
     assert took < 2.0, f"{took:.2f} s"
+    # checked before torch is imported, which is what keeps it fast on any machine
+    probe = (
+        "import sys\nfrom gaverify.cli import main\n"
+        "sys.argv = ['gaverify', 'run', 'trainer', '--set', "
+        "'trainer.class=collections:OrderedDict']\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n"
+        "    print(stop.code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
 
 
 def test_grpo_on_several_processes_is_refused_before_anything_is_built():

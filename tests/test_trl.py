@@ -51,7 +51,7 @@ def test_setting_variants_read_keys_and_yaml_values():
 
 def test_the_word_tokenizer_reads_back_exactly_and_knows_eos_glued_to_a_word():
     setup = Setup(small_scenario(steps=1))
-    tokenizer = word_tokenizer(setup.built.model, 64)
+    tokenizer = word_tokenizer(setup.built, 64)
     ids = [5, 17, 63, 9]
     assert tokenizer(words(ids[:2]) + words(ids[2:]))["input_ids"] == ids
     eos = tokenizer.eos_token_id
@@ -149,9 +149,12 @@ def test_grpo_generates_the_same_completions_whatever_n_and_bnpo_is_named():
     assert _verdicts(result) == {"loss_type=dapo": "pass", "loss_type=bnpo": "fail"}
     assert _patterns(result) == {
         (2, "loss_type=bnpo"): "mean-of-means", (4, "loss_type=bnpo"): "mean-of-means"}  # fmt: skip
-    # the same completions: every run of a step counts the same completion tokens
+    # the same completions: every run of a step counts the same completion tokens,
+    # and N=4's micro-batches are N=2's halved (the same rows, split further)
     assert len({r.items_full for r in result.rows}) == 1
-    assert len({len(r.items_micro) for r in result.rows if r.n == 4}) == 1
+    for variant in ("loss_type=dapo", "loss_type=bnpo"):
+        by_n = {r.n: r.items_micro for r in result.rows if r.variant == variant}
+        assert [a + b for a, b in zip(by_n[4][::2], by_n[4][1::2], strict=True)] == by_n[2]
 
 
 @pytest.mark.slow
@@ -172,7 +175,9 @@ def test_sft_on_two_processes_counts_every_rank_s_micro_batches():
     result = run_scenario(scenario)
     assert _verdicts(result) == {"installed": "pass"}
     (row,) = result.rows
-    assert len(row.items_micro) == 4 and sum(row.items_micro) == row.items_full  # W x N
+    # W x N micro-batches, together the step's label tokens (one per sample token)
+    tokens = sum(len(s["input_ids"]) for s in Setup(scenario, resolve_trainer_variant).steps[0])
+    assert len(row.items_micro) == 4 and row.items_full == tokens
 
 
 @pytest.mark.slow

@@ -12,22 +12,20 @@ the text that tokenizes back to exactly `ids`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gaverify.model.build import Built
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
 
-def special_ids(model: Any) -> tuple[int, int]:
-    """(pad, eos) token ids for `model`: its config's, or the first free ones."""
-    config = getattr(model, "config", None)
-    pad = getattr(config, "pad_token_id", None)
-    eos = getattr(config, "eos_token_id", None)
+def _eos(model: Any, pad: int) -> int:
+    """The model's end-of-sequence id, or the first id that is not `pad`."""
+    eos = getattr(getattr(model, "config", None), "eos_token_id", None)
     if isinstance(eos, list):
         eos = eos[0] if eos else None
-    pad = 0 if pad is None else pad
-    if eos is None or eos == pad:
-        eos = 1 if pad != 1 else 2
-    return pad, eos
+    return eos if eos is not None and eos != pad else (1 if pad != 1 else 2)
 
 
 def words(ids: Sequence[int]) -> str:
@@ -36,13 +34,16 @@ def words(ids: Sequence[int]) -> str:
     return "".join(f" t{i}" for i in ids)
 
 
-def word_tokenizer(model: Any, vocab_size: int) -> Any:
-    """A PreTrainedTokenizerFast over `vocab_size` ids with the model's pad
-    and EOS ids as special tokens; a right-padding tokenizer, as training uses."""
+def word_tokenizer(built: Built, vocab_size: int) -> Any:
+    """A PreTrainedTokenizerFast over `vocab_size` ids with the built model's
+    pad id (Built.pad_id) and EOS id as special tokens; a right-padding
+    tokenizer, as training uses."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    pad, eos = special_ids(model)
+    model = built.model
+    pad = built.pad_id()
+    eos = _eos(model, pad)
     names = {pad: PAD, eos: EOS}
     vocab = {names.get(i, f"t{i}"): i for i in range(vocab_size)}
     unk = UNK if UNK in vocab else names[pad]

@@ -67,7 +67,10 @@ class _Watched:
         super().__init__(*args, **kwargs)
         self.gaverify_returned: list[float] = []
         self.gaverify_counts: list[int] = []
-        self.gaverify_inputs: deque[dict[str, Any]] = deque(maxlen=1)
+        # the current optimizer step's micro-batches (this process's), for a fit
+        self.gaverify_inputs: deque[dict[str, Any]] = deque(
+            maxlen=self.args.gradient_accumulation_steps
+        )
         self.gaverify_fitting = False
 
     def _get_train_sampler(self, *args: Any, **kwargs: Any):
@@ -115,8 +118,8 @@ class Job:
 
     setup: Setup
     classes: Classes
-    # where TRL's reference model is loaded from: the initial model, saved once by
-    # the parent for W processes (transformers saves on rank 0 only); None: per run
+    # where TRL builds its reference model from (config._name_or_path): the initial
+    # model, saved once per backend run (save_initial); None for the plain Trainer
     initial: Path | None = None
 
     def __post_init__(self):
@@ -199,12 +202,15 @@ def _data(job: Job, args: Any) -> dict[str, Any]:
     return {"train_dataset": Dataset.from_list(rows), **family.kwargs(setup)}
 
 
-def save_initial(setup: Setup, folder: Path) -> Path:
-    """The initial model saved under `folder`, where TRL builds a reference
-    model from (config._name_or_path)."""
+def save_initial(setup: Setup, classes: Classes, folder: Path) -> Path | None:
+    """For a TRL trainer, the initial model saved under `folder` once, where
+    TRL builds a reference model from (Job.initial); None otherwise. The
+    caller saves it where every run (every rank: transformers saves on rank 0
+    only) reads it."""
+    if not classes.family.trl:
+        return None
     initial = folder / "initial-model"
-    if not initial.exists():
-        setup.built.model.save_pretrained(initial)
+    setup.built.model.save_pretrained(initial)
     return initial
 
 
@@ -259,13 +265,12 @@ def train(
             )
         try:
             data = _data(job, args)
-            if job.classes.family.trl:  # TRL builds a reference model from this path
-                model.config._name_or_path = str(job.initial or save_initial(setup, Path(tmp)))
+            if job.initial:  # TRL builds a reference model from this path
+                model.config._name_or_path = str(job.initial)
             trainer = _watched(job.classes)(
                 model=model, args=args, optimizers=(optimizer, None), callbacks=[logs],
                 **data, **extra,
             )  # fmt: skip
-            trainer.gaverify_inputs = deque(maxlen=n)
             _check_rows(job, trainer)
             for quiet in (PrinterCallback, ProgressCallback):
                 trainer.remove_callback(quiet)

@@ -60,7 +60,7 @@ class Family:
         if not self.trl:
             return {}
         built = setup.built
-        tokenizer = built.tokenizer or word_tokenizer(built.model, _vocab(setup))
+        tokenizer = built.tokenizer or word_tokenizer(built, _vocab(setup))
         extra: dict[str, Any] = {"processing_class": tokenizer}
         if self.rewards:
             paths = setup.scenario.trainer.reward_funcs or [BUNDLED_REWARD]

@@ -23,6 +23,7 @@ weight named (W x N: transformers#48690).
 from __future__ import annotations
 
 import math
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
 
 REFERENCE_FILE = "reference.pt"
+INITIAL = "initial-model"  # TRL: the initial model, for its reference model
 
 
 def run(scenario: Scenario, progress: Progress) -> Trace:
@@ -62,28 +64,30 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     import torch
 
     search = [scenario.source_dir] if scenario.source_dir else []
-    job = Job(Setup(scenario, resolve_trainer_variant), resolve(scenario, search))
-    refuse_unsplittable(job.setup, job.classes)  # before the reference trains
-    _, plan, references = plan_runs(job.setup)
-    progress.start(scenario.steps * (len(references) + len(plan)))
-    refs = {}
-    with quiet():
-        for key, variant in references.items():
-            keep = KeepReference()
-            ref = train(job, variant, 1, keep, progress, f"reference ({key})")
-            refs[key] = {
-                "losses": ref.losses, "grad_norms": ref.grad_norms, "notes": ref.notes,
-                "grads": keep.grads, "params": keep.params,
-            }  # fmt: skip
+    setup, classes = Setup(scenario, resolve_trainer_variant), resolve(scenario, search)
+    refuse_unsplittable(setup, classes)  # before the reference trains
+    with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
+        job = Job(setup, classes, save_initial(setup, classes, Path(tmp)))
+        _, plan, references = plan_runs(setup)
+        progress.start(scenario.steps * (len(references) + len(plan)))
+        refs = {}
+        with quiet():
+            for key, variant in references.items():
+                keep = KeepReference()
+                ref = train(job, variant, 1, keep, progress, f"reference ({key})")
+                refs[key] = {
+                    "losses": ref.losses, "grad_norms": ref.grad_norms, "notes": ref.notes,
+                    "grads": keep.grads, "params": keep.params,
+                }  # fmt: skip
 
-    def prepare(folder: Path) -> None:
-        torch.save(refs, folder / REFERENCE_FILE)
-        if job.classes.family.trl:  # read by every rank: transformers saves on rank 0 only
-            save_initial(job.setup, folder)
+        def prepare(folder: Path) -> None:
+            torch.save(refs, folder / REFERENCE_FILE)
+            if job.initial:  # the ranks read the one saved here while it lives
+                (folder / INITIAL).symlink_to(job.initial, target_is_directory=True)
 
-    on_cuda = job.setup.device == "cuda"
-    worker = "gaverify.backends.trainer.ranks:work"
-    return Trace.model_validate_json(run_ranks(scenario, worker, progress, on_cuda, prepare))
+        worker = "gaverify.backends.trainer.ranks:work"
+        on_cuda = setup.device == "cuda"
+        return Trace.model_validate_json(run_ranks(scenario, worker, progress, on_cuda, prepare))
 
 
 def _logged_over_ranks(values: list[float]) -> list[float]:
@@ -109,7 +113,7 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
               late_notes=lambda: ref_notes)  # fmt: skip
     run.device = f"{run.setup.device} x {ctx.world}"
     setup = run.setup
-    job = Job(setup, classes, ctx.folder / "initial-model" if classes.family.trl else None)
+    job = Job(setup, classes, ctx.folder / INITIAL if classes.family.trl else None)
     variants, plan, _ = plan_runs(setup)
     with quiet():
         for n, name in plan:

@@ -10,7 +10,9 @@ same Measurements as every other backend.
 
 from __future__ import annotations
 
+import tempfile
 from functools import partial
+from pathlib import Path
 
 from gaverify.accumulation.trainer_variants import resolve_trainer_variant
 from gaverify.backends.kit import Run, drift_note
@@ -20,6 +22,7 @@ from gaverify.backends.trainer.engine import (
     header,
     plan_runs,
     refuse_unsplittable,
+    save_initial,
     split_at_own_parameters,
     train,
 )
@@ -43,8 +46,18 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
         header=header(scenario, classes),
         late_notes=lambda: [note for ref, _ in refs.values() for note in ref.notes],
     )
-    job = Job(run.setup, classes)
     refuse_unsplittable(run.setup, classes)
+    with tempfile.TemporaryDirectory(prefix="gaverify-trainer-") as tmp:
+        job = Job(run.setup, classes, save_initial(run.setup, classes, Path(tmp)))
+        _compare(run, job, refs, progress)
+    return run.trace()
+
+
+def _compare(
+    run: Run, job: Job, refs: dict[str, tuple[TrainedRun, KeepReference]], progress: Progress
+) -> None:
+    """The reference runs, then every (N, variant) run measured against its own."""
+    scenario, classes = run.scenario, job.classes
     variants, plan, references = plan_runs(job.setup)
     own_inputs = classes.family.count is not None  # TRL: fitted on its own micro-batches
     progress.start(scenario.steps * (len(references) + len(plan)))
@@ -65,4 +78,3 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
             run.notes.extend(got.notes + ([drift_note(name)] if split else []))
             if own_inputs and name in fitter.unfitted:
                 run.notes.append(f"{name}: its loss is no sum over items, so it is not fitted")
-    return run.trace()
