@@ -97,6 +97,11 @@ CASES = {
     ),
     "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
     "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),
+    "census-unknown-type": ({}, ["census", "--types", "lama"]),
+    "census-baseline-not-census": (
+        {"base.json": '{"rows": []}'},
+        ["census", "--types", "llama", "--baseline", "base.json"],
+    ),
 }
 
 

@@ -64,6 +64,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
+class ModelBuildError(GaverifyError):
+    """transformers could not make the model that model.type and model.config
+    describe (the census records these as "cannot build")."""
+
+
 class UnknownNameError(GaverifyError, ValueError):
     """A name that is not in a registry. A ValueError too, so pydantic
     validators can raise it and have it reported as a field error."""

@@ -86,12 +86,12 @@ def weighted_loss(window: Window, weight: float):
 
 
 def trainer_scales_loss(model: Any) -> bool:
-    """Whether the Trainer passes num_items_in_batch to this model and then
-    skips its own division by N (its `model_accepts_loss_kwargs` rule)."""
+    """Whether the Trainer passes num_items_in_batch to this model (or model
+    class) and then skips its own division by N (its `model_accepts_loss_kwargs` rule)."""
     declared = getattr(model, "accepts_loss_kwargs", None)
     if declared is not None:
         return bool(declared)
-    params = forward_parameters(type(model))
+    params = forward_parameters(model if isinstance(model, type) else type(model))
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 

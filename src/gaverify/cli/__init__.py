@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from gaverify import __version__
+from gaverify.cli.census import census
 from gaverify.cli.env import env
 from gaverify.cli.init import init
 from gaverify.cli.listing import list_
@@ -30,6 +31,7 @@ app.command()(init)
 app.command()(report)
 app.command(name="list")(list_)
 app.command()(env)
+app.command()(census)
 
 
 def _version(value: bool) -> None:

@@ -1,7 +1,11 @@
-"""Options shared by several commands, defined once as Annotated aliases."""
+"""Options shared by several commands, defined once as Annotated aliases,
+and the command line as typed (recorded in reports)."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -108,3 +112,10 @@ def with_shorthands(overrides: list[str] | None, **shorthands: object) -> list[s
     keys = {"nproc": "distributed.processes"}
     given = [f"{keys.get(k, k)}={v}" for k, v in shorthands.items() if v is not None]
     return [*(overrides or []), *given]
+
+
+def command_line() -> str | None:
+    """The command as typed (for reports), when gaverify is the running program."""
+    if not os.path.basename(sys.argv[0]).startswith("gaverify"):
+        return None
+    return shlex.join(["gaverify", *sys.argv[1:]])

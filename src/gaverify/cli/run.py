@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
-
 import typer
 
 from gaverify.cli.friendly import friendly_errors, sigterm_as_interrupt
@@ -22,6 +18,7 @@ from gaverify.cli.options import (
     QuietOpt,
     ScenariosArg,
     SetOpt,
+    command_line,
     with_shorthands,
 )
 
@@ -50,7 +47,7 @@ def run(
     reports = {"json": json_path, "junit": junit_path, "markdown": markdown_path, "plot": plot_path}
     check_report_paths(reports)
     bar = render.ProgressBar(enabled=not (quiet or no_progress))
-    if _command_line():  # gaverify is the program, not a host calling it
+    if command_line():  # gaverify is the program, not a host calling it
         allocator.keep_freed_memory()
     try:
         with sigterm_as_interrupt():
@@ -60,7 +57,7 @@ def run(
                 progress=bar,
                 on_result=bar.printing(lambda r: render.print_result(r.run, brief=quiet)),
                 on_error=_raise if debug else bar.printing(render.print_run_error),
-                command=_command_line(),
+                command=command_line(),
             )
     finally:
         bar.close()
@@ -73,10 +70,3 @@ def run(
 def _raise(label: str, exc: Exception) -> None:
     """--debug: a scenario that cannot run stops the set, with its traceback."""
     raise exc
-
-
-def _command_line() -> str | None:
-    """The command as typed (for reports), when gaverify is the running program."""
-    if not os.path.basename(sys.argv[0]).startswith("gaverify"):
-        return None
-    return shlex.join(["gaverify", *sys.argv[1:]])

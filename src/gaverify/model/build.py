@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gaverify.errors import GaverifyError, UnknownNameError, root_cause
+from gaverify.errors import GaverifyError, ModelBuildError, UnknownNameError, root_cause
 from gaverify.imports import describe, load_object
+from gaverify.model.tiny import tiny_config
 from gaverify.tasks.heads import Task, TokenSpace
 
 if TYPE_CHECKING:
@@ -42,7 +43,12 @@ class Built:
 
     def token_space(self, task: Task, spec: ModelSpec) -> TokenSpace:
         config = getattr(self.model, "config", None)
-        vocab = getattr(config, "vocab_size", None) or spec.config.get("vocab_size")
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        vocab = (
+            getattr(config, "vocab_size", None)
+            or getattr(text, "vocab_size", None)  # a composite model's text part
+            or spec.config.get("vocab_size")
+        )
         if not vocab:
             raise GaverifyError(
                 "model.config.vocab_size: the model has no config.vocab_size; give it in "
@@ -147,26 +153,43 @@ def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
 
     if spec.type not in CONFIG_MAPPING_NAMES:
         raise UnknownNameError("model.type", spec.type, CONFIG_MAPPING_NAMES)
-    kwargs = {**task.config_defaults, **task.config_required, **spec.config}
+    try:
+        shrunk = tiny_config(spec.type) if spec.tiny else {}
+    except Exception as exc:  # a config class with no usable defaults
+        raise ModelBuildError(
+            f"model.tiny: cannot shrink '{spec.type}': {type(exc).__name__}: {root_cause(exc)}"
+        ) from exc
+    kwargs = {**shrunk, **task.config_defaults, **task.config_required, **spec.config}
     # The config and model constructors are where user-supplied sizes are
-    # checked (by transformers, with several exception types): any failure
-    # there is a problem with model.config, reported by its root cause.
+    # checked (by transformers, with many exception types, and some models
+    # need an optional package): any failure there is a problem with
+    # model.config or the environment, reported by its root cause.
     try:
         config = AutoConfig.for_model(spec.type, **kwargs)
     except Exception as exc:
-        raise GaverifyError(f"model.config: invalid for '{spec.type}': {root_cause(exc)}") from exc
+        raise ModelBuildError(
+            f"model.config: invalid for '{spec.type}': {root_cause(exc)}"
+        ) from exc
     try:
         model = getattr(transformers, task.auto_class).from_config(config)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
-            raise GaverifyError(
+            raise ModelBuildError(
                 f"model.type: '{spec.type}' has no {task.name} model in transformers "
                 f"{transformers.__version__} ({task.auto_class} does not support it)"
             ) from exc
-        raise GaverifyError(f"model.config: cannot build '{spec.type}': {root_cause(exc)}") from exc
-    except (TypeError, RuntimeError) as exc:
-        raise GaverifyError(f"model.config: cannot build '{spec.type}': {root_cause(exc)}") from exc
+        raise ModelBuildError(_cannot_build(spec, exc)) from exc
+    except Exception as exc:
+        raise ModelBuildError(_cannot_build(spec, exc)) from exc
     return Built(model, None, [f"model: {spec.type}, random init from model.config"])
+
+
+def _cannot_build(spec: ModelSpec, exc: Exception) -> str:
+    cause = root_cause(exc)
+    kind = (
+        "" if isinstance(exc, ValueError | TypeError | RuntimeError) else f"{type(exc).__name__}: "
+    )
+    return f"model.config: cannot build '{spec.type}': {kind}{cause}"
 
 
 def locate_pretrained(path: str, source_dir: Path | None) -> str:

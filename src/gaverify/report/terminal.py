@@ -19,8 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from gaverify.errors import GaverifyError, stop_name
+from gaverify.measure.census import Census
 from gaverify.measure.results import RunResult, RunSet
 from gaverify.progress import Progress
+from gaverify.report.census import census_table
+from gaverify.report.census import summary_lines as census_summary
 from gaverify.report.failures import extra_line
 from gaverify.report.table import (
     STYLE,
@@ -180,6 +183,13 @@ def print_error(lines: list[str]) -> None:
 def print_notice(text: str) -> None:
     """A status line on stderr, kept out of the report on stdout."""
     err.print(escape(text))
+
+
+def print_census(census: Census, console: Console = out) -> None:
+    """The census table, then its counts (and changes against a baseline)."""
+    console.print(census_table(census))
+    for line in census_summary(census):
+        console.print(escape(line))
 
 
 class ProgressBar(Progress):

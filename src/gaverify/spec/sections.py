@@ -70,6 +70,11 @@ class ModelSpec(Section):
         default_factory=lambda: dict(TINY_LLAMA),
         description="config keyword arguments (overrides for pretrained; factory arguments)",
     )
+    tiny: bool = Field(
+        False,
+        description="source: config: shrink model.type's own default config (width, depth, "
+        "heads, experts, vocabulary) as gaverify census does; model.config goes on top",
+    )
     trust_remote_code: bool = Field(
         False, description="let transformers run code shipped with a pretrained model"
     )
@@ -84,7 +89,10 @@ class ModelSpec(Section):
     def _own_config(cls, data: Any) -> Any:
         # The tiny default config describes the default random-init model;
         # pretrained and factory models start from no overrides at all.
-        if isinstance(data, dict) and data.get("source", "config") != "config":
+        # A tiny model starts from its type's own defaults, shrunk.
+        if isinstance(data, dict) and (
+            data.get("source", "config") != "config" or data.get("tiny")
+        ):
             return {"config": {}, **data}  # a copy: the caller's mapping is left alone
         return data
 
@@ -96,6 +104,8 @@ class ModelSpec(Section):
 
     @model_validator(mode="after")
     def _source_fields(self) -> ModelSpec:
+        if self.tiny and self.source != "config":
+            raise ValueError("model.tiny is only used with source: config")
         needs = {"pretrained": "path", "factory": "factory"}
         for source, key in needs.items():
             given = getattr(self, key) is not None
