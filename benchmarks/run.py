@@ -4,6 +4,7 @@ same check written by hand (benchmarks/handwritten.py) on a GPT-2-small-sized
 model. Figures go into BENCHMARKS.md by hand, with the machine they came from.
 
     python benchmarks/run.py [--repeat 5] [--versus-repeat 1] [--only versus]
+    python benchmarks/run.py --only census-full   # every census pair, --jobs 1 and 2
 """
 
 from __future__ import annotations
@@ -184,11 +185,32 @@ def versus_table(repeat: int) -> Table:
     return table
 
 
+def census_table(full: bool) -> Table:
+    """`gaverify census`, each run from an empty cache: the issue's two-type
+    selection, and (`--only census-full`) every pair with --jobs 1 and 2."""
+    table = Table(title="gaverify census (empty cache)", title_justify="left")
+    for col in ["command", "wall s", "peak RSS MiB (largest process)", "exit"]:
+        table.add_column(col, justify="left" if col == "command" else "right")
+    runs = [["--types", "bert,llama", "--heads", "masked-lm,causal-lm"]]
+    if full:
+        runs += [["--jobs", "1"], ["--jobs", "2"]]
+    for args in runs:
+        with tempfile.TemporaryDirectory() as cache:
+            wall, rss, code = timed([GAVERIFY, "census", *args], env={"GAVERIFY_CACHE": cache})
+        table.add_row("gaverify census " + " ".join(args), f"{wall:.1f}", f"{rss:.0f}", str(code))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each CLI command")
     parser.add_argument("--versus-repeat", type=int, default=1, help="rounds of the GPT-2 race")
-    parser.add_argument("--only", choices=["cli", "noise", "diagnosis", "versus"], nargs="*")
+    parser.add_argument(
+        "--only",
+        choices=["cli", "noise", "diagnosis", "versus", "census", "census-full"],
+        nargs="*",
+        help="tables to run (default: all but census-full, which judges every pair twice)",
+    )
     args = parser.parse_args()
     console = Console(width=140)
     console.print(
@@ -199,9 +221,11 @@ def main() -> None:
         "noise": noise_table,
         "diagnosis": diagnosis_table,
         "versus": lambda: versus_table(args.versus_repeat),
+        "census": lambda: census_table(full=False),
+        "census-full": lambda: census_table(full=True),
     }
     for name, table in tables.items():
-        if not args.only or name in args.only:
+        if (not args.only and name != "census-full") or name in (args.only or []):
             console.print(table())
 
 

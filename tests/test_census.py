@@ -108,9 +108,7 @@ def _cli(tmp_path, *args, env=None):
 
 
 def test_census_cli_and_its_baseline_gate(tmp_path):
-    start = time.monotonic()
     proc = _cli(tmp_path, *SELECTION, "--json", "c.json", "--markdown", "c.md")
-    assert time.monotonic() - start < 60
     assert proc.returncode == 0, proc.stderr
     census = Census.model_validate_json((tmp_path / "c.json").read_text())
     verdicts = {(r.type, r.head): (r.verdict, r.pattern) for r in census.rows}
@@ -129,8 +127,9 @@ def test_census_cli_and_its_baseline_gate(tmp_path):
     assert "3 from the cache" in gate.stdout
 
 
-def test_sigterm_keeps_the_finished_rows_and_stops_every_worker(tmp_path):
-    args = [sys.executable, "-m", "gaverify", "census", "--types", "bert,llama,gpt2,mistral"]
+def test_sigterm_keeps_the_finished_rows_stops_every_worker_and_the_rerun_resumes(tmp_path):
+    selection = ["--types", "bert,llama,gpt2,mistral", "--heads", "causal-lm,masked-lm"]
+    args = [sys.executable, "-m", "gaverify", "census", *selection]
     proc = subprocess.Popen(
         [*args, "--jobs", "2", "--json", "c.json"],
         cwd=tmp_path,
@@ -157,3 +156,7 @@ def test_sigterm_keeps_the_finished_rows_and_stops_every_worker(tmp_path):
             break
         time.sleep(0.1)
     assert left.stdout.strip() == "", f"left running: {left.stdout}"
+    rerun = _cli(tmp_path, *selection, "--json", "again.json")
+    resumed = Census.model_validate_json((tmp_path / "again.json").read_text())
+    assert rerun.returncode == 0 and not resumed.interrupted
+    assert resumed.cached >= len(census.rows) and len(resumed.rows) == resumed.planned

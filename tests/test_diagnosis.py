@@ -109,6 +109,17 @@ def test_a_gradient_that_is_no_reweighting_names_what_can_cause_it():
         assert cause in detail
 
 
+def test_an_own_loss_outside_the_token_losses_is_named_as_such():
+    # BartForCausalLM's loss does not shift its labels: neither its accumulated
+    # nor its full-batch gradient is a weighted sum of the token-loss gradients.
+    fit = _fit([0.6, -0.25], [3, 5], residual=0.9).model_copy(update={"reference_residual": 0.99})
+    pattern, detail, _ = name_weights(fit, PRECISION["float64"])
+    assert pattern == "unrecognised" and "not built from the micro-batches' token losses" in detail
+    assert "residual 9.9e-01" in detail and "dropout" not in detail
+    inside = fit.model_copy(update={"reference_residual": 1e-14})  # the own loss is S/T-like
+    assert "dropout" in name_weights(inside, PRECISION["float64"])[1]
+
+
 def _diagnosed(fits, **rows):
     out = [_row(n=f.n, items_micro=f.counts, items_full=sum(f.counts), **rows) for f in fits]
     return {d.n: d for d in diagnose(out, fits, "float32")}

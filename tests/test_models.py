@@ -1,9 +1,11 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from gaverify.errors import GaverifyError, UnknownNameError
 from gaverify.model.build import build_model, locate_pretrained, resolve_device
-from gaverify.model.calls import zero_dropout
+from gaverify.model.calls import decoder_inputs, zero_dropout
 from gaverify.runner import run_scenario
 from gaverify.spec.schema import ModelSpec
 from gaverify.tasks.heads import TASKS
@@ -158,3 +160,12 @@ def test_a_seq2seq_config_without_a_decoder_start_token_is_a_one_line_error():
     )
     with pytest.raises(GaverifyError, match="set model.config.decoder_start_token_id"):
         run_scenario(scenario)
+
+
+def test_decoder_inputs_are_the_labels_shifted_right_when_the_model_has_no_helper():
+    model = SimpleNamespace(config=SimpleNamespace(decoder_start_token_id=2, pad_token_id=1))
+    labels = torch.tensor([[5, 6, -100, -100], [7, -100, 8, 9]])
+    assert decoder_inputs(model, labels).tolist() == [[2, 5, 6, 1], [2, 7, 1, 8]]
+    model.config.decoder_start_token_id = None
+    with pytest.raises(GaverifyError, match="config.decoder_start_token_id is not set"):
+        decoder_inputs(model, labels)

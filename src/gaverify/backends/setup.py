@@ -102,7 +102,7 @@ class Setup:
         space = self.built.token_space(task, scenario.model)
         length = scenario.data.length
         limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        if limit and length.max > limit:
+        if limit and limit > 0 and length.max > limit:  # XLNet's -1: no limit
             raise GaverifyError(
                 f"data.length.max: {length.max} is longer than the model's "
                 f"max_position_embeddings ({limit}); lower it or raise model.config"

@@ -31,13 +31,18 @@ def judge(pair: Pair) -> CensusRow:
         except ModelBuildError as exc:
             return _row(pair, dtype, start, "cannot build", detail=_one_line(exc))
         except Exception as exc:  # the model's own code failed: that is the finding
-            reasons.append(f"{dtype}: {_one_line(exc)}")
+            reasons.append(_one_line(exc))
             continue
         row = _judged(pair, dtype, start, result)
         if reasons:  # say why it is not float64
-            row.detail = "; ".join([row.detail, *reasons]).strip("; ")
+            row.detail = "; ".join([row.detail, f"float64: {reasons[0]}"]).strip("; ")
         return row
-    return _row(pair, DTYPES[-1], start, "cannot run", detail=reasons[-1].split(": ", 1)[1])
+    # the same failure in both dtypes is the model's, whatever the dtype: say it once
+    same = len(set(reasons)) == 1
+    detail = (
+        reasons[0] if same else "; ".join(f"{d}: {r}" for d, r in zip(DTYPES, reasons, strict=True))
+    )
+    return _row(pair, DTYPES[0], start, "cannot run", detail=detail)
 
 
 def _judged(pair: Pair, dtype: str, start: float, result: Result) -> CensusRow:
@@ -56,6 +61,7 @@ def _judged(pair: Pair, dtype: str, start: float, result: Result) -> CensusRow:
         detail=detail,
         worst=summary.worst,
         loss_ratio=_loss_ratio(result),
+        parameters=result.run.parameters,
     )
 
 

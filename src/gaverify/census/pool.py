@@ -24,6 +24,10 @@ from gaverify.census.judge import judge, unfinished
 from gaverify.census.pairs import Pair
 from gaverify.measure.census import CensusRow
 
+# Pairs a worker judges before a fresh one takes over: what ~100 models leave
+# behind in one process (transformers' and torch's caches) stays bounded.
+RECYCLE_AFTER = 100
+
 
 def _serve(conn: Connection, threads: int, judge: Callable[[Pair], CensusRow]) -> None:
     """A worker's life: judge each pair sent, send back its row, until told to stop."""
@@ -56,9 +60,11 @@ class _Worker:
     conn: Connection
     pair: Pair | None = None
     since: float = 0.0
+    judged: int = 0
 
     def give(self, pair: Pair) -> None:
         self.pair, self.since = pair, time.monotonic()
+        self.judged += 1
         self.conn.send(pair)
 
     def stop(self) -> None:
@@ -108,8 +114,8 @@ def judge_all(
                     continue
                 on_row(row)
                 worker.pair = None
-                if lost:  # timed out or dead: a fresh worker takes the next pair
-                    worker.stop()
+                if lost or (worker.judged >= RECYCLE_AFTER and todo):
+                    worker.stop()  # a fresh worker takes the next pair
                     workers[i] = start()
     finally:
         for worker in workers:

@@ -8,37 +8,58 @@ from typing import Annotated
 import typer
 
 from gaverify.cli.friendly import friendly_errors, sigterm_as_interrupt
-from gaverify.cli.options import DebugOpt, JsonOpt, MarkdownOpt, NoProgressOpt, command_line
+from gaverify.cli.options import DebugOpt, NoProgressOpt, command_line
 
-Names = Annotated[str | None, typer.Option(help="Comma-separated names (default: all).")]
+Types = Annotated[
+    str | None, typer.Option(help="Model types, comma-separated, e.g. bert,llama (default: all).")
+]
+Heads = Annotated[
+    str | None,
+    typer.Option(
+        help="Heads, comma-separated: causal-lm, masked-lm, token-classification, "
+        "sequence-classification, question-answering, seq2seq (default: all)."
+    ),
+]
 
 
 @friendly_errors
 def census(
-    types: Names = None,
-    heads: Names = None,
-    json_path: JsonOpt = None,
-    markdown_path: MarkdownOpt = None,
+    types: Types = None,
+    heads: Heads = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write every row to this JSON file.", dir_okay=False),
+    ] = None,
+    markdown_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown",
+            help="Write the census as Markdown: pairs grouped by verdict, each FAIL's command.",
+            dir_okay=False,
+        ),
+    ] = None,
     baseline: Annotated[
         Path | None, typer.Option(help="An earlier census JSON: exit 1 if any verdict changed.")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds a pair may run.")] = 120.0,
-    fresh: Annotated[bool, typer.Option(help="Judge again even pairs already cached.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds a pair may run before it is stopped.")
+    ] = 120.0,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Judge again even the pairs already cached.")
+    ] = False,
     no_progress: NoProgressOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Which (model type, head) pairs of the installed transformers train exactly with GA."""
     from gaverify.census import read_census, run_census
     from gaverify.census.cache import default_root
-    from gaverify.output import check_writable, write_atomic
     from gaverify.report import terminal as render
-    from gaverify.report.census import census_markdown
+    from gaverify.report.census import write_census
+    from gaverify.report.formats import check_report_paths
 
-    outputs = {"--json": json_path, "--markdown": markdown_path}
-    for option, path in outputs.items():
-        if path is not None:
-            check_writable(path, option)
+    outputs = {"json": json_path, "markdown": markdown_path}
+    check_report_paths(outputs)
     bar = render.ProgressBar(enabled=not no_progress)
     try:
         with sigterm_as_interrupt():
@@ -56,14 +77,8 @@ def census(
     finally:
         bar.close()
     render.print_census(result)
-    texts = {
-        "--json": result.model_dump_json(indent=1) + "\n",
-        "--markdown": census_markdown(result),
-    }
-    for option, path in outputs.items():
-        if path is not None:
-            write_atomic(path, texts[option])
-            render.print_notice(f"wrote {path}")
+    for path in write_census(result, outputs):
+        render.print_notice(f"wrote {path}")
     raise typer.Exit(result.exit_code)
 
 

@@ -30,6 +30,7 @@ class CensusRow(BaseModel):
     detail: str = Field("", description="FAIL: the diagnosis; cannot ...: the one-line reason")
     dtype: str = Field("float64", description="the dtype it ran in (float32 when float64 cannot)")
     model_class: str | None = Field(None, description="the head's class, e.g. BertForMaskedLM")
+    parameters: int | None = Field(None, description="the tiny model's parameter count")
     scales_loss: bool | None = Field(
         None, description="the Trainer passes num_items_in_batch and skips its own / N"
     )

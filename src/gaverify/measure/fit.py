@@ -113,14 +113,15 @@ def fit_weights(basis, target, total: int) -> tuple[list[float], float]:
     return [float(c) * total for c in coef], residual
 
 
-def _scale(rows: Any, reference: Any, total: int) -> float:
-    """c when a full-batch gradient is c times the token loss's (fitted
-    weights all c, to 1e-3); else 1.0: S/T itself, or nothing uniform to
-    read the weights against."""
+def _scale(rows: Any, reference: Any, total: int) -> tuple[float, float]:
+    """(c, residual): c when a full-batch gradient is c times the token
+    loss's (fitted weights all c, to 1e-3), else 1.0 (S/T itself, or nothing
+    uniform to read the weights against); and how far that gradient lies
+    outside the micro-batches' token-loss gradients."""
     weights, residual = fit_weights(rows, reference, total)
     c = sum(weights) / len(weights)
     uniform = c and residual < 1e-3 and all(abs(w - c) <= 1e-3 * abs(c) for w in weights)
-    return c if uniform and abs(c - 1.0) > 1e-3 else 1.0  # S/T itself, to rounding: 1
+    return (c if uniform and abs(c - 1.0) > 1e-3 else 1.0), residual
 
 
 class GradientFitter:
@@ -175,12 +176,12 @@ class GradientFitter:
         else:
             counts, rows = list(basis[0]), basis[1]
         weights, residual = fit_weights(rows, self.sketch.project(grads), sum(counts))
-        scale = (
-            1.0 if reference is None else _scale(rows, self.sketch.project(reference), sum(counts))
-        )
+        scale, outside = 1.0, None
+        if reference is not None:
+            scale, outside = _scale(rows, self.sketch.project(reference), sum(counts))
         self.fits[(n, variant)] = GradientFit(
             step=step, n=n, variant=variant, counts=counts, weights=[w / scale for w in weights],
-            residual=residual, ranks=(pieces or n) // n, scale=scale,
+            residual=residual, ranks=(pieces or n) // n, scale=scale, reference_residual=outside,
         )  # fmt: skip
 
     def records(self) -> list[GradientFit]:

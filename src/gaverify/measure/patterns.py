@@ -205,6 +205,15 @@ PATTERNS.add(
 def name_weights(fit: GradientFit, precision: float) -> tuple[str, str, list[str]]:
     """(pattern, one-line detail, other patterns also consistent) for a fit;
     reports show the fitted weights beside the detail."""
+    outside = fit.reference_residual
+    if not fit.residual <= 10 * precision and outside is not None and outside > 10 * precision:
+        return (
+            "unrecognised",
+            f"the model's own loss is not built from the micro-batches' token losses S_i "
+            f"(its full-batch gradient lies outside theirs too, residual {outside:.1e}; e.g. "
+            "labels not shifted), so no weights can be read: compare the logged loss",
+            [],
+        )
     if not fit.residual <= 10 * precision:
         return (
             "unrecognised",

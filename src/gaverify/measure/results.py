@@ -135,6 +135,11 @@ class GradientFit(BaseModel):
         description="a variant judged on its own loss: that loss on the full batch as a "
         "multiple of the token loss S/T; the weights are divided by it (1.0: S/T itself)",
     )
+    reference_residual: float | None = Field(
+        None,
+        description="a variant judged on its own loss: how far that loss's full-batch gradient "
+        "lies outside the micro-batches' token-loss gradients (large: no weights can be read)",
+    )
 
 
 class ExtraFit(BaseModel):

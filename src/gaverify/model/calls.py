@@ -13,6 +13,7 @@ from typing import Any
 
 from gaverify.errors import GaverifyError
 from gaverify.tasks.heads import Task
+from gaverify.tasks.losses import IGNORE_INDEX
 
 
 @cache
@@ -38,15 +39,7 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
     if with_labels:
         inputs.update(task.model_labels(batch["labels"]))
     elif task.layout == "target":
-        try:
-            inputs["decoder_input_ids"] = inner.prepare_decoder_input_ids_from_labels(
-                labels=batch["labels"]
-            )
-        except (AttributeError, ValueError) as exc:  # e.g. no decoder_start_token_id
-            raise GaverifyError(
-                f"model.config: {type(inner).__name__} cannot make decoder inputs from the "
-                f"labels: {exc} (set model.config.decoder_start_token_id)"
-            ) from exc
+        inputs["decoder_input_ids"] = decoder_inputs(inner, batch["labels"])
     if takes(inner, "use_cache"):
         inputs["use_cache"] = False
     try:
@@ -54,6 +47,29 @@ def forward(model: Any, task: Task, batch: dict[str, Any], with_labels: bool = F
     except (ValueError, TypeError, IndexError) as exc:
         # The model refused these inputs: a scenario problem, not a crash.
         raise GaverifyError(f"model: {type(model).__name__} cannot run this batch: {exc}") from exc
+
+
+def decoder_inputs(model: Any, labels: Any):
+    """The decoder inputs a seq2seq model makes from its labels when it is
+    given them: its own prepare_decoder_input_ids_from_labels, else the
+    labels shifted right after decoder_start_token_id, -100 read as padding
+    (what every transformers encoder-decoder's shift_tokens_right does)."""
+    config = getattr(model, "config", None)
+    start = getattr(config, "decoder_start_token_id", None)
+    try:
+        if hasattr(model, "prepare_decoder_input_ids_from_labels"):
+            return model.prepare_decoder_input_ids_from_labels(labels=labels)
+        if start is None:
+            raise ValueError("config.decoder_start_token_id is not set")
+        shifted = labels.new_full(labels.shape, start)
+        shifted[:, 1:] = labels[:, :-1]
+        pad = getattr(config, "pad_token_id", None)
+        return shifted.masked_fill(shifted == IGNORE_INDEX, 0 if pad is None else pad)
+    except (AttributeError, ValueError) as exc:  # e.g. no decoder_start_token_id
+        raise GaverifyError(
+            f"model.config: {type(model).__name__} cannot make decoder inputs from the "
+            f"labels: {exc} (set model.config.decoder_start_token_id)"
+        ) from exc
 
 
 def logits_of(outputs: Any):

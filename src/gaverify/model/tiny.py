@@ -31,15 +31,19 @@ LAYERS    num_hidden_layers num_layers n_layer n_layers encoder_layers decoder_l
 HEADS     num_attention_heads n_head n_heads num_heads encoder_attention_heads
           decoder_attention_heads num_key_value_heads num_kv_heads n_kv_heads
           multi_query_group_num mamba_n_heads linear_num_key_heads linear_num_value_heads
+          linear_num_heads
 FFN       intermediate_size ffn_dim d_ff n_inner encoder_ffn_dim decoder_ffn_dim
           ffn_hidden_size moe_intermediate_size shared_expert_intermediate_size d_inner
+          expert_ffn_hidden_size
 HEAD_DIM  head_dim d_kv attention_head_dim kv_channels rotary_dim qk_rope_head_dim
           qk_nope_head_dim v_head_dim linear_key_head_dim linear_value_head_dim d_head
+          linear_head_dim swa_head_dim
 STATE     state_size ssm_state_size mamba_d_state d_state time_step_rank
-EXPERTS   num_experts num_local_experts n_routed_experts moe_num_experts
-TOP_K     num_experts_per_tok num_experts_per_token moe_k moe_top_k top_k
+EXPERTS   num_experts num_local_experts n_routed_experts moe_num_experts zero_expert_num
+TOP_K     num_experts_per_tok num_experts_per_token moe_k moe_top_k moe_topk top_k
 ONE       n_group topk_group n_shared_experts expand
-VOCAB     vocab_size entity_vocab_size pronunciation_vocab_size shape_vocab_size
+VOCAB     vocab_size unpadded_vocab_size entity_vocab_size pronunciation_vocab_size
+          shape_vocab_size
 """
 _VALUES = {"WIDTH": WIDTH, "LAYERS": LAYERS, "HEADS": HEADS, "FFN": 2 * WIDTH,
            "HEAD_DIM": HEAD_DIM, "STATE": 16, "EXPERTS": 4, "TOP_K": 2, "ONE": 1,
@@ -86,7 +90,7 @@ def shrink(config: Any) -> dict[str, Any]:
     out.update(_token_ids(values, out.get("vocab_size", values.get("vocab_size"))))
     for key in values:
         sub = getattr(config, key, None)
-        if key.endswith("config") and hasattr(sub, "to_dict"):
+        if hasattr(sub, "to_dict") and hasattr(sub, "model_type"):  # text_config, encoder, ...
             out[key] = {**sub.to_dict(), **shrink(sub)}
     return out
 

@@ -9,12 +9,15 @@ command that reproduces it alone.
 from __future__ import annotations
 
 from itertools import groupby
+from pathlib import Path
 
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from gaverify.measure.census import VERDICT_ORDER, Census, CensusRow
+from gaverify.output import write_atomic
 
 STYLES = {"pass": "bold green", "fail": "bold red", "cannot run": "yellow", "cannot build": "dim"}
 
@@ -36,23 +39,32 @@ def _why(row: CensusRow) -> str:
     return row.pattern or row.detail if row.verdict != "pass" else ""
 
 
-def census_table(census: Census) -> Table:
-    """One row per pair: verdict, pattern or reason, dtype, worst gradient error."""
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
-    headers = ("model type", "head", "verdict", "pattern / reason", "dtype", "grad rel-L2", "loss")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in census.rows:
-        style = STYLES[row.verdict]
-        table.add_row(
+def census_table(census: Census, width: int = 100) -> Table:
+    """One line per pair: verdict, dtype, worst gradient error, logged-loss
+    ratio, and the pattern or reason, cut to fit `width` columns (whole in
+    the JSON and Markdown)."""
+    cells = [
+        [
             escape(row.type),
             row.head,
-            f"[{style}]{row.verdict.upper()}[/]",
-            escape(_why(row)),
+            f"[{STYLES[row.verdict]}]{row.verdict.upper()}[/]",
             row.dtype,
             _grad(row),
             _ratio(row),
-        )
+            escape(_why(row)),
+        ]
+        for row in census.rows
+    ]
+    headers = ("model type", "head", "verdict", "dtype", "rel-L2", "loss", "pattern / reason")
+    widths = [max([len(h)] + [len(Text.from_markup(c[i]).plain) for c in cells]) for i, h in
+              enumerate(headers)]  # fmt: skip
+    spare = width - sum(widths[:-1]) - 3 * len(headers)  # padding each side, a divider
+    widths[-1] = min(widths[-1], max(14, spare))
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+    for header, size in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", width=size)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -97,6 +109,12 @@ def _by_head(census: Census) -> list[str]:
 def _section(verdict: str, rows: list[CensusRow]) -> list[str]:
     lines = [f"## {verdict.upper()} ({len(rows)})", ""]
     if verdict == "fail":
+        for pattern, group in groupby(
+            sorted(rows, key=lambda r: r.pattern or ""), lambda r: r.pattern
+        ):
+            members = list(group)
+            lines.append(f"- `{pattern}` ({len(members)}): {members[0].detail}")
+        lines.append("")
         lines += _table(
             ["model type", "head", "class", "count passed", "loss", "pattern", "reproduce"],
             [
@@ -156,3 +174,18 @@ def census_markdown(census: Census) -> str:
         if rows:
             lines += _section(verdict, rows)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def write_census(census: Census, paths: dict[str, Path | None]) -> list[Path]:
+    """Write the census as each requested format ("json", "markdown" -> path,
+    None: not requested); returns the paths written."""
+    render = {
+        "json": lambda: census.model_dump_json(indent=1) + "\n",
+        "markdown": lambda: census_markdown(census),
+    }
+    written = []
+    for fmt, path in paths.items():
+        if path is not None:
+            write_atomic(path, render[fmt]())
+            written.append(path)
+    return written

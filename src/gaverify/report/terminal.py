@@ -187,7 +187,7 @@ def print_notice(text: str) -> None:
 
 def print_census(census: Census, console: Console = out) -> None:
     """The census table, then its counts (and changes against a baseline)."""
-    console.print(census_table(census))
+    console.print(census_table(census, console.width))
     for line in census_summary(census):
         console.print(escape(line))
 
