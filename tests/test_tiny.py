@@ -43,6 +43,7 @@ def test_a_tiny_model_builds_small():
     assert scenario.model.config == {}  # the default tiny llama config is not applied
     built = build_model(scenario.model, TASKS.get("masked-lm"), "float32", "cpu", 0, None)
     assert type(built.model).__name__ == "BertForMaskedLM"
+    assert built.notes == ["model: bert, random init from its default config shrunk (model.tiny)"]
     assert sum(p.numel() for p in built.model.parameters()) < 100_000
 
 

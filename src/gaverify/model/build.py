@@ -181,7 +181,8 @@ def _from_config(spec: ModelSpec, task: Task, source_dir: Path | None) -> Built:
         raise ModelBuildError(_cannot_build(spec, exc)) from exc
     except Exception as exc:
         raise ModelBuildError(_cannot_build(spec, exc)) from exc
-    return Built(model, None, [f"model: {spec.type}, random init from model.config"])
+    origin = "its default config shrunk (model.tiny)" if spec.tiny else "model.config"
+    return Built(model, None, [f"model: {spec.type}, random init from {origin}"])
 
 
 def _cannot_build(spec: ModelSpec, exc: Exception) -> str:
