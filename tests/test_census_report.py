@@ -49,6 +49,11 @@ def test_table_has_a_row_per_pair_and_the_summary_counts_them():
     text = console.export_text()
     assert len([line for line in text.splitlines() if "causal-lm" in line]) == 4
     assert "sum-of-means" in text and "x4.00" in text
+    narrow = Console(width=80, record=True)
+    narrow.print(census_table(_census(), narrow.width))
+    lines = narrow.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)  # one line per pair: the reason is cut
+    assert any(line.startswith(" mamba2") and "CANNOT RUN" in line for line in lines)
     lines = summary_lines(_census(cached=1))
     assert lines == [
         "census of transformers 5.24.0: 5 of 5 pairs (1 FAIL, 2 PASS, 1 CANNOT RUN, "

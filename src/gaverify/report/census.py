@@ -56,8 +56,8 @@ def census_table(census: Census, width: int = 100) -> Table:
         for row in census.rows
     ]
     headers = ("model type", "head", "verdict", "dtype", "rel-L2", "loss", "pattern / reason")
-    widths = [max([len(h)] + [len(Text.from_markup(c[i]).plain) for c in cells]) for i, h in
-              enumerate(headers)]  # fmt: skip
+    plain = [[Text.from_markup(cell).plain for cell in row] for row in cells]
+    widths = [max([len(h), *(len(row[i]) for row in plain)]) for i, h in enumerate(headers)]
     spare = width - sum(widths[:-1]) - 3 * len(headers)  # padding each side, a divider
     widths[-1] = min(widths[-1], max(14, spare))
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
