@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -60,7 +60,6 @@ def run_census(
     fresh: bool = False,
     baseline: Census | None = None,
     progress: Progress | None = None,
-    on_row: Callable[[CensusRow], None] | None = None,
     command: str | None = None,
 ) -> Census:
     """Judge every selected pair and return the Census (rows in mapping
@@ -93,8 +92,6 @@ def run_census(
         if store is not None:
             store.put(row)
         progress.advance(f"{row.type} {row.head}: {row.verdict}")
-        if on_row:
-            on_row(row)
 
     start = time.monotonic()
     todo = [p for p in pairs if (p.type, p.head) not in done]

@@ -120,13 +120,10 @@ def head_class(pair: Pair) -> tuple[str | None, bool | None]:
 
 
 def _one_line(exc: BaseException) -> str:
-    """`Type: message` of the root cause, on one line (GaverifyError: the message)."""
-    text = root_cause(exc)
+    """A GaverifyError's own first line, else `Type: message` of the root cause."""
+    if isinstance(exc, GaverifyError):
+        return exc.lines()[0][:300]
     cause = exc
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    if isinstance(exc, GaverifyError) and exc.lines():
-        text = exc.lines()[0]
-    elif not isinstance(cause, GaverifyError):
-        text = f"{type(cause).__name__}: {text}"
-    return text[:300]
+    return f"{type(cause).__name__}: {root_cause(exc)}"[:300]

@@ -15,29 +15,22 @@ from dataclasses import dataclass
 
 from gaverify.errors import GaverifyError, UnknownNameError
 from gaverify.registry import Registry
+from gaverify.tasks.heads import TASKS
 
 SCENARIO = "census"  # the bundled scenario every row runs
 
 # head (gaverify task) -> the transformers auto mapping listing its model types
+_MAPPINGS = {
+    "causal-lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+    "masked-lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "token-classification": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
+    "sequence-classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+    "question-answering": "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+    "seq2seq": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+}
 HEADS: Registry[str] = Registry("census head")
-HEADS.add("causal-lm", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "AutoModelForCausalLM")
-HEADS.add("masked-lm", "MODEL_FOR_MASKED_LM_MAPPING_NAMES", "AutoModelForMaskedLM")
-HEADS.add(
-    "token-classification",
-    "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
-    "AutoModelForTokenClassification",
-)
-HEADS.add(
-    "sequence-classification",
-    "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
-    "AutoModelForSequenceClassification",
-)
-HEADS.add(
-    "question-answering",
-    "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
-    "AutoModelForQuestionAnswering",
-)
-HEADS.add("seq2seq", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "AutoModelForSeq2SeqLM")
+for _head, _mapping in _MAPPINGS.items():
+    HEADS.add(_head, _mapping, TASKS.get(_head).auto_class)
 
 # Settings a head needs beyond its type and task (a QA head scores padding,
 # so every batch is padded to one width, as the question-answering scenario does).

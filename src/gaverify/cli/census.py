@@ -44,7 +44,7 @@ def census(
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds a pair may run before it is stopped.")
-    ] = 120.0,
+    ] = 120.0,  # census.DEFAULT_TIMEOUT_S, not imported here: --help stays fast
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Judge again even the pairs already cached.")
     ] = False,
