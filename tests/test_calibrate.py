@@ -2,9 +2,10 @@
 
 import pytest
 
-from gaverify.calibrate import FLOOR, calibrate
+from gaverify.calibrate import calibrate
 from gaverify.runner import run_scenario
 from gaverify.spec.schema import Scenario
+from gaverify.spec.tolerances import FLOOR
 from tests.conftest import small_scenario
 
 # (seed, min length, max length, mode): 20 runs over lengths and both modes;

@@ -1,15 +1,16 @@
 """`tolerance: auto`: tolerances measured from the run's own rounding noise.
 
 Before the real run, gaverify's own correct loop runs the same scenario
-(model, data, dtype, device, mode, steps, every N) with its micro-batches
-backpropagated in reverse order (the `fixed-reordered` variant). It computes
+(model, data, dtype, precision, checkpointing, compile, device, mode, steps,
+every N) with its micro-batches backpropagated in reverse order (the
+`fixed-reordered` variant). It computes
 the same mathematics as the full batch in a different order, so its
 divergence from the full batch is rounding and nothing else: the noise
 floor. Each unset tolerance becomes `factor` times the worst noise of that
-metric (never below a few units of the dtype's precision, FLOOR), so a correct
+metric (never below a few units of the run's precision, FLOOR), so a correct
 loop does not fail on rounding and a wrong one is judged by what this run's
 arithmetic can actually resolve. A metric the correct loop never shows (the
-weight of an MoE router loss; param_max_abs in lockstep) keeps its dtype's
+weight of an MoE router loss; param_max_abs in lockstep) keeps its precision's
 default. Explicit tolerances are kept as given.
 """
 
@@ -23,20 +24,9 @@ from gaverify.measure.results import METRICS, Calibration
 from gaverify.progress import Progress
 from gaverify.spec.backends import CALIBRATION
 from gaverify.spec.schema import Scenario, Tolerance
-from gaverify.spec.tolerances import DEFAULT_TOLERANCES
+from gaverify.spec.tolerances import DEFAULT_TOLERANCES, FLOOR, profile
 
 METHOD = "fixed-reordered, gaverify's correct loop with micro-batches reversed"
-
-# Tolerances never go below 10 units of the precision their metric is
-# computed in: a noise floor of exactly zero (e.g. float64 with equal
-# lengths) must not make the next run's rounding a failure. bfloat16 models
-# reduce their losses in float32, so float32's unit is theirs: a bfloat16 unit
-# (7.8e-3) would let a 5 % loss error pass.
-_EPS = {"float64": 2.2e-16, "float32": 1.2e-7, "bfloat16": 1.2e-7}
-FLOOR = {
-    dtype: {m: 10 * (_EPS["float64"] if m == "cosine_distance" else eps) for m in METRICS}
-    for dtype, eps in _EPS.items()
-}
 
 
 def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Scenario, Calibration]:
@@ -62,16 +52,16 @@ def calibrate(scenario: Scenario, progress: Progress | None = None) -> tuple[Sce
                     "set the tolerances explicitly"
                 )
             noise[metric] = max(noise.get(metric, 0.0), value)
-    given, factor, floor = scenario.tolerance, scenario.tolerance.factor, FLOOR[scenario.dtype]
-    defaults = DEFAULT_TOLERANCES[scenario.dtype]
+    given, factor = scenario.tolerance, scenario.tolerance.factor
+    kind = profile(scenario.dtype, scenario.precision)
+    floor, defaults = FLOOR[kind], DEFAULT_TOLERANCES[kind]
     resolved = {
-        metric: value if value is not None
         # a metric the correct loop never has (an MoE router loss's weight) keeps its default
-        else defaults[metric] if metric not in noise
+        metric: defaults[metric] if metric not in noise
         else _round_up(max(factor * noise[metric], floor[metric]))
-        for metric, value in given.limits().items()
+        for metric in given.limits()
     }  # fmt: skip
-    tolerance = Tolerance(auto=True, factor=factor, **resolved)
+    tolerance = given.filled(resolved, auto=True)
     calibration = Calibration(method=METHOD, factor=factor, noise=noise, floor=floor)
     return scenario.model_copy(update={"tolerance": tolerance}), calibration
 

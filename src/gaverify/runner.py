@@ -23,11 +23,13 @@ from gaverify.errors import (
     stop_code,
 )
 from gaverify.measure.diagnosis import diagnose
+from gaverify.measure.power import hidden_warnings, power
 from gaverify.measure.results import RunError, RunResult, RunSet
 from gaverify.measure.verdict import discrimination_warnings, exit_code, judge_row, summarise
 from gaverify.progress import Progress
 from gaverify.report import environment
 from gaverify.spec.schema import Scenario
+from gaverify.spec.settings import settings_of
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
@@ -62,9 +64,13 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
 
 def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> RunResult:
     """The judged result; `stopped`: the exit code of a stop (130, 143), or 0."""
-    rows = [judge_row(m, judged.tolerance) for m in trace.measurements]
+    names = dict.fromkeys([*(judged.variants or ()), *(m.variant for m in trace.measurements)])
+    tolerances = {v: judged.tolerance_for(v) for v in names}
+    rows = [judge_row(m, tolerances[m.variant]) for m in trace.measurements]
     groups, summaries = summarise(rows, judged)
     facts = environment.collect()
+    limits = {v: t.limits() for v, t in tolerances.items()}
+    detectable = power(limits.values())
     return RunResult(
         gaverify_version=facts["gaverify"],
         scenario=scenario.model_dump(mode="json"),
@@ -72,8 +78,14 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
         device=trace.device,
         parameters=trace.parameters,
         notes=trace.notes,
-        warnings=discrimination_warnings(trace.measurements),
+        warnings=[
+            *discrimination_warnings(trace.measurements),
+            *hidden_warnings(trace.measurements, detectable),
+        ],
         tolerance=judged.tolerance.limits(),
+        variant_tolerance={v: t for v, t in limits.items() if t != judged.tolerance.limits()},
+        settings=settings_of(scenario),
+        power=detectable,
         calibration=calibration,
         rows=rows,
         groups=groups,

@@ -34,10 +34,24 @@ from gaverify.measure.compare import trainable
 from gaverify.measure.results import Trace
 from gaverify.model.calls import keep_eval_mode
 from gaverify.model.optim import build_optimizer
+from gaverify.model.precision import PRECISIONS
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
 
 PRECISION = {"float32": "32-true", "float64": "64-true", "bfloat16": "bf16-true"}
+
+
+def _precision(scenario: Scenario, device: str) -> str:
+    """Lightning's precision flag for the scenario's dtype and precision."""
+    mixed = PRECISIONS.get(scenario.precision)
+    if mixed.lightning is None:
+        return PRECISION[scenario.dtype]
+    if device == "cpu" and not mixed.cpu_engines:
+        raise GaverifyError(
+            f"precision: {scenario.precision}: Lightning runs it on CUDA only (on the CPU it "
+            "switches to bf16-mixed); use precision: bf16-mixed or device: cuda"
+        )
+    return mixed.lightning
 
 
 def lightning():
@@ -169,7 +183,7 @@ def _fit(pl, setup: Setup, variant, n: int, watch, progress: Progress, label: st
     with tempfile.TemporaryDirectory(prefix="gaverify-lightning-") as tmp:
         trainer = pl.Trainer(
             accelerator="cpu" if setup.device == "cpu" else "gpu", devices=1,
-            precision=PRECISION[scenario.dtype], max_steps=scenario.steps, max_epochs=1,
+            precision=_precision(scenario, setup.device), max_steps=scenario.steps, max_epochs=1,
             accumulate_grad_batches=n, callbacks=[Watch()], default_root_dir=tmp, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0,

@@ -3,7 +3,9 @@
 A Setup holds the model (and tokenizer), the task, the resolved variants
 (by the backend's resolver; user code imported here, and noted), the samples of every step, and the
 collator that turns samples into (micro-)batches. Backends share it, so every
-backend trains on exactly the same data in the same order.
+backend trains on exactly the same data in the same order. The model gets the
+scenario's precision, checkpointing and compile settings here, except those
+the backend's engine applies through its own switches.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from gaverify.errors import GaverifyError
 from gaverify.measure.compare import trainable_names
 from gaverify.model.build import Built, build_model, resolve_device
 from gaverify.model.calls import takes
+from gaverify.model.precision import apply_settings
+from gaverify.spec.backends import BACKENDS
 from gaverify.spec.schema import Scenario
 from gaverify.tasks.heads import TASKS, Sample
 
@@ -54,6 +58,14 @@ class Setup:
             partial(memory.check, scenario, device=self.device, processes=processes)
             if guard  # one process checks for all
             else None,
+        )
+        switches = BACKENDS.get(scenario.backend).switches
+        self.built.notes += apply_settings(
+            self.built.model,
+            self.device,
+            "32" if "precision" in switches else scenario.precision,
+            scenario.model.gradient_checkpointing and "gradient_checkpointing" not in switches,
+            None if "compile" in switches else scenario.model.compile,
         )
         for name, variant in self.variants.items():  # those that need the model (loss-type)
             if isinstance(variant, Declaration) and variant.build:

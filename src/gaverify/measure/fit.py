@@ -138,7 +138,7 @@ class GradientFitter:
         tolerance (finitely) and this (N, variant) has no fit yet."""
         if (n, variant) in self.fits:
             return False
-        return gradient_diverges(comparison, self.setup.scenario.tolerance)
+        return gradient_diverges(comparison, self.setup.scenario.tolerance_for(variant))
 
     def pending(self, n: int, variants: Sequence[Any]) -> bool:
         """Whether a shared sweep at N should sketch its micro-batch gradients

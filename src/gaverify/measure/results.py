@@ -223,6 +223,15 @@ class Calibration(BaseModel):
     floor: dict[str, float] = Field(description="smallest tolerance allowed, per metric")
 
 
+class Power(BaseModel):
+    """What a PASS of this run rules out: normalisation weights off by a
+    common factor 1 + e scale the gradient (and the loss) by 1 + e, so the
+    run fails for any |e| above these (the loosest over the variants)."""
+
+    gradient: float = Field(description="smallest detectable e in the gradient")
+    loss: float = Field(description="smallest detectable e in the logged loss")
+
+
 class RunResult(BaseModel):
     """A whole run: scenario, environment, judged rows and the outcome."""
 
@@ -238,7 +247,16 @@ class RunResult(BaseModel):
     notes: list[str]
     warnings: list[str]
     tolerance: dict[str, float] = Field(description="the tolerances the rows were judged by")
+    variant_tolerance: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="variants judged by other tolerances: a float32 loss in a float64 run",
+    )
     calibration: Calibration | None = None
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="precision, gradient checkpointing and compile settings in force",
+    )
+    power: Power | None = None
     rows: list[Row]
     groups: list[GroupSummary]
     variants: list[VariantSummary]
@@ -253,6 +271,10 @@ class RunResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+    def tolerance_of(self, variant: str) -> dict[str, float]:
+        """The tolerances `variant`'s rows were judged by."""
+        return self.variant_tolerance.get(variant, self.tolerance)
 
     def worst_layer_rows(self) -> list[Row]:
         """Per (N, variant), its row with the largest gradient divergence among

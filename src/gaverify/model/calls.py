@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from gaverify.errors import GaverifyError
+from gaverify.model.precision import mark_checkpointing
 from gaverify.tasks.heads import Task
 from gaverify.tasks.losses import IGNORE_INDEX
 
@@ -112,13 +113,16 @@ def zero_dropout(model: Any) -> None:
 def keep_eval_mode(model: Any) -> None:
     """Trainers (and users' loops) call model.train() before every step; with
     dropout off the runs must stay deterministic, so this model's train()
-    keeps eval mode."""
+    keeps eval mode (checkpointing layers stay marked: precision.py)."""
     import types
 
     import torch
 
     def train(self, mode: bool = True):
-        return torch.nn.Module.train(self, False)
+        torch.nn.Module.train(self, False)
+        mark_checkpointing(self)
+        return self
 
     model.train = types.MethodType(train, model)
     model.eval()
+    mark_checkpointing(model)

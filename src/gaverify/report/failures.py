@@ -36,7 +36,8 @@ def group_failure(result: RunResult, group: GroupSummary) -> tuple[str, list[str
         for d in result.diagnoses
         if (d.n, d.variant) == (group.n, group.variant)
     ]
-    return headline, [f"worst: {worst_line(group.worst, result.tolerance)}", *rows, *diagnoses]
+    tolerance = result.tolerance_of(group.variant)
+    return headline, [f"worst: {worst_line(group.worst, tolerance)}", *rows, *diagnoses]
 
 
 def extra_line(result: RunResult, variant: str) -> str | None:
@@ -65,7 +66,7 @@ def explain(result: RunResult) -> str:
             f"{summary.variant}: {summary.verdict.upper()}, expected {summary.expected} "
             f"({summary.rows_failed}/{summary.rows} rows over tolerance)"
         )
-        lines.append(f"  worst: {worst_line(summary.worst, result.tolerance)}")
+        lines.append(f"  worst: {worst_line(summary.worst, result.tolerance_of(summary.variant))}")
         if summary.verdict == "pass":
             lines.append("  it passed where a failure was expected: the scenario cannot tell")
         lines += [

@@ -37,7 +37,13 @@ def _suite(parent: ET.Element, result: RunResult) -> None:
         time=f"{result.timings.get('total_s', 0.0):.3f}",
     )
     properties = ET.SubElement(suite, "properties")
-    facts = {"backend": result.scenario.get("backend", ""), "device": result.device}
+    facts = {
+        "backend": result.scenario.get("backend", ""),
+        "device": result.device,
+        **{key: str(value) for key, value in result.settings.items()},
+    }
+    if result.power:
+        facts["detectable_weight_error"] = f"{result.power.gradient:.2g}"
     for key, value in {**facts, **result.environment}.items():
         ET.SubElement(properties, "property", name=key, value=str(value))
     for group in result.groups:

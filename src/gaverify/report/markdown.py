@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 import yaml
 
+from gaverify.measure.power import power_line
 from gaverify.measure.results import METRICS, RunResult
 from gaverify.report.failures import extra_line
+from gaverify.report.table import settings_text, variant_tolerance_line
 
 _COLUMNS = ["step", "N", "variant", "loss full", "loss GA", "loss rel Δ", "‖g‖ full", "‖g‖ GA",
             "grad rel-L2", "verdict"]  # fmt: skip
@@ -127,9 +129,11 @@ def _tolerances(result: RunResult) -> list[str]:
     intro = (
         f"`tolerance: auto`: {cal.factor:g} × the largest divergence of {cal.method}."
         if cal
-        else "Explicit or by dtype (see docs/tolerances.md)."
+        else "Explicit or by the run's precision (see docs/tolerances.md)."
     )
-    return [intro, "", *_table(header, rows)]
+    others = [f"- {variant_tolerance_line(v, t)}" for v, t in result.variant_tolerance.items()]
+    power = [power_line(result.power) + "."] if result.power else []
+    return [intro, "", *_table(header, rows), *(["", *others] if others else []), "", *power]
 
 
 def _reproduce(result: RunResult) -> list[str]:
@@ -160,7 +164,7 @@ def markdown_report(result: RunResult) -> str:
     question = (
         f"Is training with gradient accumulation (N in {sc['batch']['accumulation']}, "
         f"micro-batches of B/N) equivalent to the full batch (B={sc['batch']['size']})? Backend "
-        f"`{sc['backend']}`, mode `{sc['mode']}`, {sc['steps']} steps, {sc['dtype']} on "
+        f"`{sc['backend']}`, mode `{sc['mode']}`, {sc['steps']} steps, {settings_text(result)} on "
         f"{result.device}, {result.parameters:,} parameters."
     )
     parts = [title, "", question, "", "## Verdict", "", *_verdicts(result)]

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from gaverify.errors import GaverifyError
 from gaverify.measure.results import RunResult
+from gaverify.report.table import settings_text
 
 # log scales cannot show 0; an exact match is drawn at this floor
 _FLOOR = 1e-17
@@ -64,7 +65,7 @@ def plot_png(result: RunResult) -> bytes:
     outcome = "OK" if result.ok else "FAILED"
     fig.suptitle(
         f"{sc['name']}: {outcome} (backend {sc['backend']}, {sc['mode']}, "
-        f"B={sc['batch']['size']}, {sc['dtype']} on {result.device}); "
+        f"B={sc['batch']['size']}, {settings_text(result)} on {result.device}); "
         "solid: failed, dashed: passed",
         fontsize=10,
     )

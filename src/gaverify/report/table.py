@@ -124,6 +124,29 @@ def summary_lines(s: VariantSummary, rows: list[Row], tolerance: dict[str, float
     return lines + ([f"  over tolerance: {escape(', '.join(over))}"] if over else [])
 
 
+def settings_text(result: RunResult) -> str:
+    """The numeric settings in force, as the report header names them:
+    "float32, bf16-mixed, gradient checkpointing, compile aot_eager"."""
+    settings = result.settings
+    parts = [result.scenario["dtype"]]
+    if settings.get("precision", "32") != "32":
+        parts.append(settings["precision"])
+    if settings.get("gradient_checkpointing"):
+        parts.append("gradient checkpointing")
+    if settings.get("compile"):
+        parts.append(f"compile {settings['compile']}")
+    return ", ".join(parts)
+
+
+def variant_tolerance_line(variant: str, tolerance: dict[str, float]) -> str:
+    """Why a variant has tolerances of its own, and the ones it differs by."""
+    parts = ", ".join(f"{k} {sci(tolerance[k])}" for k in ("loss_rel", "grad_rel_l2"))
+    return (
+        f"{variant}: judged on a loss transformers computes in float32 (logits.float()), "
+        f"so by float32's loss tolerances: {parts}"
+    )
+
+
 def calibration_line(result: RunResult) -> str:
     """How tolerance: auto set the tolerances (noise floor x factor)."""
     cal = result.calibration

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from gaverify.errors import GaverifyError, stop_name
 from gaverify.measure.census import Census
+from gaverify.measure.power import power_line
 from gaverify.measure.results import RunResult, RunSet
 from gaverify.progress import Progress
 from gaverify.report.census import census_table
@@ -31,7 +32,9 @@ from gaverify.report.table import (
     diagnosis_line,
     layer_table,
     result_table,
+    settings_text,
     summary_lines,
+    variant_tolerance_line,
 )
 
 # Rich falls back to 80 columns when stdout is not a terminal; reports piped
@@ -48,7 +51,7 @@ def print_result(result: RunResult, console: Console = out, brief: bool = False)
     if not brief:
         _print_details(result, console)
     for summary in result.variants:
-        for line in summary_lines(summary, result.rows, result.tolerance):
+        for line in summary_lines(summary, result.rows, result.tolerance_of(summary.variant)):
             console.print(line)
         if extra := extra_line(result, summary.variant):
             console.print(f"  {escape(extra)}")
@@ -80,7 +83,7 @@ def _print_details(result: RunResult, console: Console) -> None:
     console.print(
         f"[bold]{escape(sc['name'])}[/]: backend {sc['backend']}, mode {sc['mode']}, "
         f"B={sc['batch']['size']}, N in {sc['batch']['accumulation']}, {sc['steps']} steps, "
-        f"{sc['dtype']} on {result.device}"
+        f"{escape(settings_text(result))} on {result.device}"
     )
     for note in result.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
@@ -91,6 +94,10 @@ def _print_details(result: RunResult, console: Console) -> None:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if result.calibration:
         console.print(f"[dim]{escape(calibration_line(result))}[/]")
+    for variant, tolerance in result.variant_tolerance.items():
+        console.print(f"[dim]{escape(variant_tolerance_line(variant, tolerance))}[/]")
+    if result.power:
+        console.print(f"[dim]{escape(power_line(result.power))}[/]")
 
 
 def print_results(runset: RunSet, console: Console = out) -> None:

@@ -52,16 +52,29 @@ class Backend:
     # module:function (scenario) -> None, run before anything is built or calibrated
     # (the trainer's classes); it imports only what the scenario names
     check: str | None = None
+    # settings the engine applies through its own switches (the Trainer's bf16,
+    # Lightning's precision); gaverify puts the others on the model itself
+    switches: tuple[str, ...] = ()
+    # whether every loss it judges is computed by the engine or the model (not
+    # by gaverify): in float64 that loss is transformers' float32 one
+    engine_losses: bool = False
+
+    def judged_on_own_loss(self, variant: str) -> bool:
+        """Whether `variant` is judged on a loss gaverify does not compute: the
+        engine's, the model's (own_reference variants) or your function's."""
+        if self.engine_losses or is_import_path(variant):
+            return True
+        return variant in self.variants and getattr(
+            self.variants.get(variant), "own_reference", False
+        )
 
 
 def _own_references(scenario: Any) -> int:
     """Reference variants judged against their own loss on the full batch
     (the model's loss, a loss type, your compute_loss_func): each keeps a
     full-batch gradient (lockstep) or trains a reference copy (trajectory)."""
-    names = scenario.variants or ()
-    return sum(
-        is_import_path(v) or (v in VARIANTS and VARIANTS.get(v).own_reference) for v in names
-    )
+    own = BACKENDS.get("reference").judged_on_own_loss
+    return sum(own(v) for v in scenario.variants or ())
 
 
 def _reference_copies(scenario: Any, k: int) -> int:
@@ -107,6 +120,8 @@ BACKENDS.add(
         reads=("trainer.class", "trainer.config", "trainer.args", "trainer.reward_funcs"),
         setting_variants=True,
         check="gaverify.backends.trainer.classes:check",
+        switches=("precision", "gradient_checkpointing", "compile"),
+        engine_losses=True,
     ),
 )
 BACKENDS.add(
@@ -143,6 +158,7 @@ BACKENDS.add(
         "reference's gradient; trajectory: a copy per N",
         custom_variants=False,
         own_variant="loop.step",
+        engine_losses=True,
     ),
 )
 BACKENDS.add(
@@ -158,6 +174,8 @@ BACKENDS.add(
         _trained_runs,
         "the reference run's gradients and parameters per step, and the run's model copy",
         custom_summary="your LightningModule, built as Class(model)",
+        switches=("precision",),
+        engine_losses=True,
     ),
 )
 

@@ -11,9 +11,16 @@ the declarations in backends.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gaverify.accumulation.trainer_variants import is_setting, parse_setting
 from gaverify.imports import is_import_path
@@ -36,7 +43,14 @@ from gaverify.spec.sections import (
     Section,
     TrainerSpec,
 )
-from gaverify.spec.tolerances import DEFAULT_TOLERANCES, Tolerance
+from gaverify.spec.settings import precision_name, settings_problem
+from gaverify.spec.tolerances import (
+    DEFAULT_TOLERANCES,
+    FLOAT32_LOSS,
+    FLOOR,
+    Tolerance,
+    profile,
+)
 
 Verdict = Literal["pass", "fail"]
 Dtype = Literal["float32", "float64", "bfloat16"]
@@ -62,6 +76,12 @@ class Scenario(Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Dtype = "float32"
+    precision: Annotated[str, BeforeValidator(precision_name)] = Field(
+        "32",
+        description="32: no autocast; bf16-mixed or fp16-mixed: autocast over float32 master "
+        "weights, as each backend's engine spells it (the Trainer's bf16/fp16, Lightning's "
+        "precision, torch.autocast); tolerances follow it",
+    )
     backend: str = DEFAULT
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -164,7 +184,7 @@ class Scenario(Section):
             self.variants = list(backend.default_variants)
         if self.mode is None:
             self.mode = backend.modes[0]
-        problem = other_backends_keys(self) or process_problem(self)
+        problem = other_backends_keys(self) or process_problem(self) or settings_problem(self)
         if problem:
             raise ValueError(problem)
         strays = sorted(set(self.variant_expect) - set(self.variants))
@@ -182,7 +202,8 @@ class Scenario(Section):
                 f"batch.size ({self.batch.size})"
             )
         if not self.tolerance.auto:  # auto ones are measured by the run
-            for metric, value in DEFAULT_TOLERANCES[self.dtype].items():
+            defaults = DEFAULT_TOLERANCES[profile(self.dtype, self.precision)]
+            for metric, value in defaults.items():
                 if getattr(self.tolerance, metric) is None:
                     setattr(self.tolerance, metric, value)
         return self
@@ -224,6 +245,21 @@ class Scenario(Section):
     def notes(self) -> list[str]:
         """What validation changed and a report should say (e.g. variants set aside)."""
         return list(self._notes)
+
+    def loss_in_float32(self, variant: str) -> bool:
+        """Whether `variant` is judged on a loss transformers computes in a
+        float64 run: its loss functions compute in float32 (logits.float())."""
+        own = BACKENDS.get(self.backend).judged_on_own_loss(variant)
+        return own and self.dtype == "float64" and self.precision == "32"
+
+    def tolerance_for(self, variant: str) -> Tolerance:
+        """The tolerances `variant` is judged by: the run's, or, for a loss
+        computed in float32 in a float64 run, float32's (the metrics the user
+        set are kept as given)."""
+        if not self.loss_in_float32(variant):
+            return self.tolerance
+        table = FLOOR if self.tolerance.auto else DEFAULT_TOLERANCES
+        return self.tolerance.at_least(table[FLOAT32_LOSS])
 
     def expected(self, variant: str, equal_counts: bool = False) -> str:
         """The verdict this scenario expects of `variant` (your own loss or a

@@ -83,6 +83,17 @@ class ModelSpec(Section):
         description="keep dropout active (its masks differ between full and micro-batches, "
         "so the runs cannot agree)",
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="recompute each layer in backward (transformers' gradient checkpointing, "
+        "non-reentrant); the trainer backend also reads trainer.args.gradient_checkpointing",
+    )
+    compile: Literal["aot_eager", "inductor"] | None = Field(
+        None,
+        description="run the model's forward through torch.compile with this backend "
+        "(inductor needs a C/C++ compiler); the trainer backend also reads "
+        "trainer.args.torch_compile",
+    )
 
     @model_validator(mode="before")
     @classmethod

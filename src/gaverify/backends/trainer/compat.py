@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from gaverify.errors import GaverifyError
+from gaverify.model.precision import PRECISIONS
 from gaverify.spec.schema import Scenario
 
 
@@ -70,7 +71,12 @@ def training_arguments(
     # Defaults the user may override: no clipping (it rescales the applied
     # gradient and can hide a loss-scale bug), no pinned memory on CPU.
     # The family's own (TRL: float32, not its bf16 default) come next.
-    defaults = {"max_grad_norm": 0.0, "dataloader_pin_memory": not cpu, **classes.family.defaults}
+    defaults = {
+        "max_grad_norm": 0.0,
+        "dataloader_pin_memory": not cpu,
+        **classes.family.defaults,
+        **_settings(scenario, cpu),
+    }
     config = classes.config
     try:
         return config(**{**defaults, **scenario.trainer.args, **dict(variant_args), **fixed})
@@ -80,6 +86,24 @@ def training_arguments(
         ) from exc
     except ValueError as exc:
         raise GaverifyError(f"trainer.args: {exc}") from exc
+
+
+def _settings(scenario: Any, cpu: bool) -> dict[str, Any]:
+    """The scenario's precision, checkpointing and compile settings as the
+    Trainer's own switches (spec/settings.py read trainer.args into them)."""
+    model, precision = scenario.model, PRECISIONS.get(scenario.precision)
+    if cpu and not precision.cpu_engines:
+        raise GaverifyError(
+            f"precision: {scenario.precision}: the Trainer runs it on CUDA only (on the CPU it "
+            "trains without autocast); use precision: bf16-mixed or device: cuda"
+        )
+    args: dict[str, Any] = dict(precision.trainer_args)
+    if model.gradient_checkpointing:
+        args["gradient_checkpointing"] = True
+        args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if model.compile:
+        args.update(torch_compile=True, torch_compile_backend=model.compile)
+    return args
 
 
 def force_loss_kwargs(trainer: Any, value: bool) -> str:
