@@ -49,6 +49,10 @@ def cli_table(repeat: int) -> Table:
         ["run", "quickstart", "--set", "mode=trajectory"],
         ["run", "quickstart", "--set", "tolerance=auto"],
         ["run", "trainer", "--set", "tolerance=auto"],
+        ["run", "trainer", "--set", "trainer.args={bf16: true}", "--set", "tolerance=auto"],
+        ["run", "bf16-mixed"],
+        ["run", "gradient-checkpointing"],
+        ["run", "compile"],
         ["run", "ddp"],  # 2 processes; RSS is the largest single process's
         ["run", "trainer-ddp"],
     ]
@@ -70,18 +74,18 @@ def noise_table() -> Table:
     from gaverify.spec.loading import load_scenario
 
     table = Table(title="noise floor on quickstart (worst over all rows)", title_justify="left")
-    for col in ["dtype", "mode", "variant", "loss rel", "grad rel-L2", "1-cos", "max |Δp|"]:
+    for col in ["precision", "mode", "variant", "loss rel", "grad rel-L2", "1-cos", "max |Δp|"]:
         table.add_column(col, justify="right")
-    for dtype in ["float64", "float32", "bfloat16"]:
+    settings = ["dtype=float64", "dtype=float32", "dtype=bfloat16"]
+    settings += ["precision=bf16-mixed", "precision=fp16-mixed"]
+    for setting in settings:
         for mode in ["lockstep", "trajectory"]:
-            scenario = load_scenario(
-                ROOT / "scenarios/quickstart.yaml", [f"dtype={dtype}", f"mode={mode}"]
-            )
+            scenario = load_scenario(ROOT / "scenarios/quickstart.yaml", [setting, f"mode={mode}"])
             result = run_scenario(scenario)
             for s in result.variants:
                 w = s.worst
                 table.add_row(
-                    dtype,
+                    setting.partition("=")[2],
                     mode,
                     s.variant,
                     f"{w['loss_rel']:.1e}",

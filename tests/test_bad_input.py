@@ -97,6 +97,11 @@ CASES = {
     ),
     "output-unwritable": ({"taken": "a file, not a folder\n"}, ["run", "--json", "taken/out.json"]),
     "output-missing-folder": ({}, ["run", "--junit", "/proc/nope/junit.xml"]),
+    "precision-mixed-weights": (
+        {},
+        ["run", "--set", "precision=bf16-mixed", "--set", "dtype=float64"],
+    ),
+    "precision-half-on-cpu": ({}, ["run", "trainer", "--set", "trainer.args.fp16=true"]),
     "census-unknown-type": ({}, ["census", "--types", "lama"]),
     "census-baseline-not-census": (
         {"base.json": '{"rows": []}'},

@@ -28,6 +28,7 @@ def test_every_group_is_a_case_and_unmet_ones_fail_with_steps_metrics_and_diagno
     assert "diagnosis: mean-of-means (step 1)" in failure.text
     properties = {p.name: p.value for p in suite.properties()}
     assert properties["backend"] == "reference" and "transformers" in properties
+    assert (properties["precision"], properties["detectable_weight_error"]) == ("32", "0.0001")
 
 
 def test_several_scenarios_are_several_suites(tmp_path):

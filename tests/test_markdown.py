@@ -52,3 +52,9 @@ def test_auto_tolerances_show_their_noise():
     _, text = _report(tolerance="auto", steps=1)
     assert "`tolerance: auto`: 10 × the largest divergence of fixed-reordered" in text
     assert "| measured noise |" in text
+
+
+def test_the_settings_in_force_and_the_power_are_stated():
+    _, text = _report(precision="bf16-mixed", model={"gradient_checkpointing": True}, steps=1)
+    assert "1 steps, float32, bf16-mixed, gradient checkpointing on cpu" in text
+    assert "power: normalisation weights off by a common factor above 0.005 (0.5 %)" in text

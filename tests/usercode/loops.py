@@ -64,3 +64,37 @@ def scaled_token_weighted(model, optimizer, micro_batches):
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return logged
+
+
+# set by tests: the relative error of the weights under accumulation, in the
+# gradient (what is backpropagated) and in the logged loss
+GRAD_ERROR = 0.0
+LOSS_ERROR = 0.0
+
+
+def weights_off(model, optimizer, micro_batches):
+    """The token-weighted loop whose weights are off by a common factor
+    (1 + GRAD_ERROR in the gradient, 1 + LOSS_ERROR in the logged loss) when
+    it accumulates: a divisor off by a fraction. Exact at N = 1."""
+    import torch.nn.functional as F
+
+    n = len(micro_batches)
+    total = sum(int((mb["labels"][:, 1:] != -100).sum()) for mb in micro_batches)
+    logged = 0.0
+    for batch in micro_batches:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits[:, :-1].float()
+        loss = (
+            F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                batch["labels"][:, 1:].reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
+            / total
+        )
+        (loss * (1 + GRAD_ERROR if n > 1 else 1.0)).backward()
+        logged += loss.item() * (1 + LOSS_ERROR if n > 1 else 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return logged

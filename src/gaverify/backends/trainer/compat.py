@@ -94,8 +94,9 @@ def _settings(scenario: Any, cpu: bool) -> dict[str, Any]:
     model, precision = scenario.model, PRECISIONS.get(scenario.precision)
     if cpu and not precision.cpu_engines:
         raise GaverifyError(
-            f"precision: {scenario.precision}: the Trainer runs it on CUDA only (on the CPU it "
-            "trains without autocast); use precision: bf16-mixed or device: cuda"
+            f"precision: {scenario.precision} (the Trainer's {', '.join(precision.trainer_args)}) "
+            "runs on CUDA only: on the CPU the Trainer trains without autocast; use bf16-mixed "
+            "(bf16) or device: cuda"
         )
     args: dict[str, Any] = dict(precision.trainer_args)
     if model.gradient_checkpointing:
