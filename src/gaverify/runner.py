@@ -30,6 +30,7 @@ from gaverify.progress import Progress
 from gaverify.report import environment
 from gaverify.spec.schema import Scenario
 from gaverify.spec.settings import settings_of
+from gaverify.spec.tolerances import profile
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
@@ -91,7 +92,11 @@ def _judge(scenario, judged, trace, calibration, started, stopped: int = 0) -> R
         groups=groups,
         variants=summaries,
         diagnoses=diagnose(
-            rows, trace.fits, scenario.dtype, scenario.model.dropout, trace.extra_fits
+            rows,
+            trace.fits,
+            profile(scenario.dtype, scenario.precision),
+            scenario.model.dropout,
+            trace.extra_fits,
         ),
         extra_fits=trace.extra_fits,
         exit_code=stopped or exit_code(groups),

@@ -35,7 +35,7 @@ def _ratio(x: float, n: int) -> str:
 def diagnose(
     rows: Sequence[Row],
     fits: Sequence[GradientFit],
-    dtype: str,
+    precision_name: str,
     dropout: bool = False,
     extra_fits: Sequence[ExtraFit] = (),
 ) -> list[Diagnosis]:
@@ -43,8 +43,10 @@ def diagnose(
     (none for a diverging gradient its backend did not fit). With dropout on,
     a fitted divergence is named as dropout's: its masks differ between runs.
     Extra loss terms (MoE router losses) weighted wrongly are named by their
-    fitted weight, after the token part's diagnosis when that fails too."""
-    precision = PRECISION[dtype]
+    fitted weight, after the token part's diagnosis when that fails too.
+    `precision_name`: the run's tolerance profile (its dtype, or its mixed
+    precision), which sets how closely weights must match a pattern."""
+    precision = PRECISION[precision_name]
     fitted = {(f.n, f.variant): f for f in fits}
     extras = {(f.n, f.variant): f for f in extra_fits}
     out: dict[tuple[int, str], Diagnosis] = {}

@@ -18,9 +18,16 @@ from gaverify.accumulation.rules import fixed_weights, naive_weights
 from gaverify.measure.results import GradientFit
 from gaverify.registry import Registry
 
-# How closely fitted weights must match a pattern, by dtype: far looser than
-# the fit's own error (~1e-6 in float32), far tighter than patterns differ.
-PRECISION = {"float64": 1e-6, "float32": 1e-3, "bfloat16": 5e-2}
+# How closely fitted weights must match a pattern, by the run's precision (its
+# dtype or mixed precision): far looser than the fit's own error (~1e-6 in
+# float32), far tighter than patterns differ.
+PRECISION = {
+    "float64": 1e-6,
+    "float32": 1e-3,
+    "bfloat16": 5e-2,
+    "bf16-mixed": 5e-2,
+    "fp16-mixed": 1e-2,
+}
 
 Matcher = Callable[[GradientFit, float], "str | None"]
 
