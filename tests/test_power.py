@@ -64,3 +64,17 @@ def test_counts_closer_than_the_detectable_error_are_warned_about():
     warnings = hidden_warnings(rows, detectable)
     assert len(warnings) == 1  # N=4 differs plenty; N=8's equal counts have their own warning
     assert warnings[0].startswith("N=2: ") and "0.20%" in warnings[0] and "0.50%" in warnings[0]
+
+
+def test_a_run_whose_counts_hide_mean_of_means_says_so_before_it_passes_it():
+    scenario = small_scenario(
+        precision="bf16-mixed",
+        data={"samples": 32, "length": {"min": 63, "max": 64}},
+        batch={"accumulation": [2]},
+        variant_expect={"naive": "pass"},  # what the warning predicts
+    )
+    result = run_scenario(scenario)
+    assert result.exit_code == 0
+    (warning,) = result.warnings
+    assert warning.startswith("N=2: the micro-batches' counts differ so little")
+    assert "may hide in the noise" in warning
