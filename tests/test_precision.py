@@ -43,6 +43,8 @@ def test_the_trainer_s_own_switches_set_the_settings_and_are_noted():
         Scenario(backend="trainer", precision="fp16-mixed", trainer={"args": {"bf16": True}})
     with pytest.raises(ValueError, match="bf16 and fp16 are both true"):
         Scenario(backend="trainer", trainer={"args": {"bf16": True, "fp16": True}})
+    with pytest.raises(ValueError, match="torch_compile_backend eager: gaverify runs aot_eager"):
+        Scenario(backend="trainer", trainer={"args": {"torch_compile_backend": "eager"}})
 
 
 def test_autocast_is_in_force_on_the_model_and_on_its_deep_copies():

@@ -58,8 +58,6 @@ PRECISIONS.add(
     ),
 )
 
-COMPILERS = ("aot_eager", "inductor")  # torch.compile backends a scenario may name
-
 
 def apply_settings(
     model: Any, device: str, precision: str, checkpointing: bool, compiler: str | None

@@ -61,6 +61,11 @@ def _from_trainer_args(scenario: Scenario) -> str | None:
         scenario._notes.append("model.gradient_checkpointing: on, from trainer.args")
     if args.get("torch_compile") or args.get("torch_compile_backend"):
         compiler = args.get("torch_compile_backend") or "inductor"
+        if compiler not in ("aot_eager", "inductor"):
+            return (
+                f"trainer.args: torch_compile_backend {compiler}: gaverify runs aot_eager or "
+                "inductor (model.compile)"
+            )
         if model.compile not in (None, compiler):
             return (
                 f"trainer.args: torch_compile_backend {compiler} but model.compile is "
