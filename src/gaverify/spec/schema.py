@@ -203,9 +203,7 @@ class Scenario(Section):
             )
         if not self.tolerance.auto:  # auto ones are measured by the run
             defaults = DEFAULT_TOLERANCES[profile(self.dtype, self.precision)]
-            for metric, value in defaults.items():
-                if getattr(self.tolerance, metric) is None:
-                    setattr(self.tolerance, metric, value)
+            self.tolerance = self.tolerance.filled(defaults)
         return self
 
     def _own_variant(self, key: str) -> None:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 # of a second correct loop (see docs/tolerances.md for the measurements).
 AUTO_FACTOR = 10.0
 
-# Default tolerances by dtype: well above the rounding noise of a correct loop
+# Default tolerances by profile (dtype, mixed precision, or a float32 loss in
+# a float64 run): well above the rounding noise of a correct loop
 # and far below the error of the mean-of-means bug on variable-length data
 # (both measured; see docs/tolerances.md). An explicit value always wins.
 FLOAT32_LOSS = "float64, float32 loss"
@@ -58,8 +59,8 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "param_max_abs": 2e-2,
         "extra_weight_rel": 5e-2,
     },
-    # float16's unit roundoff is 8x smaller (4.9e-4), but its narrow range
-    # makes trajectories drift as far (rel-L2 1.9e-3 measured)
+    # float16's unit roundoff is 8x smaller (4.9e-4), yet a correct loop still
+    # drifted to rel-L2 1.9e-3 in trajectory mode on the quickstart
     "fp16-mixed": {
         "loss_rel": 1e-4,
         "grad_norm_rel": 1e-3,
@@ -86,13 +87,13 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
 # lengths) must not make the next run's rounding a failure. Losses of
 # 16-bit runs are reduced in float32, so float32's unit is theirs: a bfloat16
 # unit (7.8e-3) would let a 5 % loss error pass. Cosine distances are float64.
-_EPS = {"float64": 2.2e-16, "float32": 1.2e-7, FLOAT32_LOSS: 1.2e-7}
+_EPS = {"float64": 2.2e-16} | dict.fromkeys(set(DEFAULT_TOLERANCES) - {"float64"}, 1.2e-7)
 FLOOR = {
     profile: {
-        m: 10 * (_EPS["float64"] if m == "cosine_distance" else _EPS.get(profile, 1.2e-7))
+        m: 10 * (_EPS["float64"] if m == "cosine_distance" else eps)
         for m in DEFAULT_TOLERANCES["float64"]
     }
-    for profile in DEFAULT_TOLERANCES
+    for profile, eps in _EPS.items()
 }
 
 
@@ -102,7 +103,8 @@ def profile(dtype: str, precision: str) -> str:
 
 
 class Tolerance(BaseModel):
-    """Largest allowed divergence per metric; unset ones come from the dtype."""
+    """Largest allowed divergence per metric; unset ones come from the run's
+    precision profile (DEFAULT_TOLERANCES) or from `auto`."""
 
     model_config = ConfigDict(extra="forbid")
 
