@@ -5,12 +5,14 @@ model. Figures go into BENCHMARKS.md by hand, with the machine they came from.
 
     python benchmarks/run.py [--repeat 5] [--versus-repeat 1] [--only versus]
     python benchmarks/run.py --only census-full   # every census pair, --jobs 1 and 2
+    python benchmarks/run.py --only scaling       # issue 28: 10M to 1.1B parameters
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -27,12 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GAVERIFY = str(Path(sys.executable).with_name("gaverify"))
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, stdout=subprocess.DEVNULL):
+def timed(
+    argv: list[str], env: dict[str, str] | None = None, stdout=subprocess.DEVNULL, stderr=None
+):
     """Wall seconds, peak RSS (MiB) and exit code of one command."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
-    )
+        argv, cwd=ROOT, stdout=stdout, stderr=stderr or subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
@@ -189,6 +194,65 @@ def versus_table(repeat: int) -> Table:
     return table
 
 
+SCALING = ["gpt2-10m", "gpt2-124m", "gpt2-350m", "llama-1b"]
+
+
+def scaling_table() -> Table:
+    """Issue 28: peak RSS and wall time of lockstep (each plan) and trajectory
+    at 10M to 1.1B parameters, next to plain training steps of the same
+    batches (benchmarks/plain.py). Passes: full-batch-sized backward passes
+    the mode runs (lockstep: the full batch and one sweep per N a step, more
+    in turn; trajectory: the reference and every run, every step)."""
+    table = Table(title="scaling: batch 4, lengths <= 64, N in [2, 4], naive + fixed, 2 steps",
+                  title_justify="left")  # fmt: skip
+    for col in ["model", "run", "wall s", "passes", "x (passes x step)", "peak RSS MiB",
+                "x plain", "exit", "plan / refusal"]:  # fmt: skip
+        table.add_column(
+            col, justify="left" if col in ("model", "run", "plan / refusal") else "right"
+        )
+    runs = [("lockstep", []), ("lockstep in-turn", ["memory_plan=in-turn"]),
+            ("lockstep sketched", ["memory_plan=sketched"]),
+            ("trajectory", ["mode=trajectory"])]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        for name in SCALING:
+            path = f"benchmarks/scaling/{name}.yaml"
+            with open(out, "w") as sink:
+                wall, rss, code = timed([sys.executable, "benchmarks/plain.py", path], stdout=sink)
+            floor = json.loads(out.read_text()) if code == 0 else None
+            step = statistics.median(floor["step_s"]) if floor else math.nan
+            table.add_row(name, "plain training steps", f"{wall:.1f}", "2", "-", f"{rss:.0f}",
+                          "1.00", str(code), f"{step:.1f} s a step")  # fmt: skip
+            for label, sets in runs:
+                argv = [GAVERIFY, "run", path, "-q", "--json", str(out)]
+                argv += [a for kv in sets for a in ("--set", kv)]
+                out.unlink(missing_ok=True)
+                with open(Path(tmp) / "stdout", "w") as sink:
+                    wall, rss_run, code = timed(argv, stdout=sink, stderr=sink)
+                passes, plan = _passes(label), _plan(out, Path(tmp) / "stdout")
+                table.add_row(name, label, f"{wall:.1f}", str(passes),
+                              f"{wall / (passes * step):.2f}", f"{rss_run:.0f}",
+                              f"{rss_run / rss:.2f}", str(code), plan)  # fmt: skip
+    return table
+
+
+def _passes(label: str) -> int:
+    steps, ns, variants = 2, 2, 2
+    if label == "trajectory":
+        return steps * (1 + ns * variants)
+    return steps * (1 + ns * (variants if "in-turn" in label else 1))
+
+
+def _plan(out: Path, stdout: Path) -> str:
+    """The plan a run followed, or the guard's refusal, from its JSON or output."""
+    if not out.exists():
+        text = stdout.read_text().strip().splitlines()
+        return text[-1][:160] if text else "no output"
+    notes = json.loads(out.read_text())["notes"]
+    plan = next((n for n in notes if n.startswith("memory: lockstep plan")), "shared")
+    return plan.removeprefix("memory: lockstep plan ").split(",")[0]
+
+
 def census_table(full: bool) -> Table:
     """`gaverify census`, each run from an empty cache: the issue's two-type
     selection, and (`--only census-full`) every pair with --jobs 1 and 2."""
@@ -211,7 +275,7 @@ def main() -> None:
     parser.add_argument("--versus-repeat", type=int, default=1, help="rounds of the GPT-2 race")
     parser.add_argument(
         "--only",
-        choices=["cli", "noise", "diagnosis", "versus", "census", "census-full"],
+        choices=["cli", "noise", "diagnosis", "versus", "scaling", "census", "census-full"],
         nargs="*",
         help="tables to run (default: all but census-full, which judges every pair twice)",
     )
@@ -225,6 +289,7 @@ def main() -> None:
         "noise": noise_table,
         "diagnosis": diagnosis_table,
         "versus": lambda: versus_table(args.versus_repeat),
+        "scaling": scaling_table,
         "census": lambda: census_table(full=False),
         "census-full": lambda: census_table(full=True),
     }

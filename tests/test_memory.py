@@ -22,12 +22,52 @@ def test_lockstep_counts_gradient_adam_reference_and_two_buffers():
     assert guess.activations == 0 and guess.resident == SIZE
 
 
-def test_trajectory_counts_a_copy_per_run_and_sgd_without_momentum_keeps_nothing():
-    scenario = small_scenario(
-        mode="trajectory", batch={"accumulation": [2, 4]}, optimizer={"name": "sgd"}
-    )
-    runs = 2 * 2  # N x variants
-    assert memory.estimate(scenario, LINEAR).state == SIZE * (1 + 1 + 2 * runs)
+def test_trajectory_holds_one_run_whatever_the_plan_and_its_tape_goes_to_disk():
+    def scenario(ns):
+        return small_scenario(
+            mode="trajectory", batch={"accumulation": ns}, optimizer={"name": "sgd"}
+        )
+
+    one, many = memory.estimate(scenario([2]), LINEAR), memory.estimate(scenario([2, 4]), LINEAR)
+    assert one.state == many.state == SIZE * (1 + 1 + 1)  # model, gradient, a tensor read back
+    assert many.disk == SIZE * (2 * 2 + 1)  # gradient and parameters per step, and the start
+
+
+def test_lockstep_plans_keep_fewer_buffers():
+    def state(plan):
+        return memory.estimate(small_scenario(memory_plan=plan), LINEAR).state
+
+    adam = 2
+    assert state("shared") == state("auto") == SIZE * (1 + 1 + adam + 1 + 2)
+    assert state("in-turn") == SIZE * (1 + 1 + adam + 1)
+    assert state("sketched") == SIZE * (1 + 1 + adam)
+
+
+def test_auto_takes_the_first_plan_that_fits_and_says_what_it_passed_over(monkeypatch):
+    scenario = small_scenario()
+    needs = {p: memory.estimate(small_scenario(memory_plan=p), LINEAR).needed
+             for p in ("shared", "in-turn", "sketched")}  # fmt: skip
+    monkeypatch.setattr(memory, "available", lambda device: needs["in-turn"])
+    chosen = memory.check(scenario, LINEAR, device="cpu")
+    assert chosen.plan == "in-turn" and chosen.passed_over == [
+        f"shared needs about {memory._size(needs['shared'])}"
+    ]
+    monkeypatch.setattr(memory, "available", lambda device: needs["sketched"])
+    assert memory.check(scenario, LINEAR, device="cpu").plan == "sketched"
+    monkeypatch.setattr(memory, "available", lambda device: needs["sketched"] - 1)
+    with pytest.raises(GaverifyError, match=r"lockstep plans tried: shared .*; in-turn .*"):
+        memory.check(scenario, LINEAR, device="cpu")
+    monkeypatch.setattr(memory, "available", lambda device: 1 << 40)
+    assert memory.check(scenario, LINEAR, device="cpu").plan == "shared"
+    forced = memory.check(small_scenario(memory_plan="sketched"), LINEAR, device="cpu")
+    assert forced.plan == "sketched" and not forced.passed_over
+
+
+def test_a_tape_bigger_than_the_free_disk_is_refused(monkeypatch):
+    monkeypatch.setattr(memory.shutil, "disk_usage", lambda path: type("U", (), {"free": 10}))
+    with pytest.raises(GaverifyError, match=r"trajectory records the reference run on a tape"):
+        memory.check(small_scenario(mode="trajectory"), LINEAR, device="cpu")
+    memory.check(small_scenario(), LINEAR, device="cpu")  # lockstep writes no tape
 
 
 def test_processes_multiply_the_state():

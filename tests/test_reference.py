@@ -164,3 +164,73 @@ def test_question_answering_with_dynamic_padding_is_not_batch_invariant():
     result = run_scenario(small_scenario(**fields))
     assert min(r.grad_rel_l2 for r in result.rows) > 1e-6
     assert any("data.pad_to_max: true" in n for n in result.notes)
+
+
+def _by_key(trace):
+    return {(m.step, m.n, m.variant): m for m in trace.measurements}
+
+
+def test_in_turn_plan_gives_the_shared_plan_s_numbers():
+    shared = _by_key(run(small_scenario(), Progress()))
+    trace = run(small_scenario(memory_plan="in-turn"), Progress())
+    assert any("lockstep plan in-turn" in note for note in trace.notes)
+    for key, row in _by_key(trace).items():
+        if key[2] == "fixed":  # in .grad in both plans: the same operations
+            assert row == shared[key]
+        else:  # its own .grad instead of a buffer: the same sum, rounded once differently
+            assert row.grad_rel_l2 == pytest.approx(shared[key].grad_rel_l2, rel=1e-5)
+            assert row.loss_ga == shared[key].loss_ga
+
+
+def test_sketched_plan_estimates_within_its_error_and_still_names_the_pattern():
+    from gaverify.measure.estimate import ERROR
+
+    scenario = small_scenario(memory_plan="sketched")
+    shared = _by_key(run(small_scenario(), Progress()))
+    trace = run(scenario, Progress())
+    assert any("lockstep plan sketched" in note for note in trace.notes)
+    assert any("4099-bucket sketches" in note for note in trace.notes)
+    for key, row in _by_key(trace).items():
+        exact = shared[key]
+        assert row.loss_ga == exact.loss_ga and row.grad_norm_full == exact.grad_norm_full
+        if key[2] == "naive":  # far from rounding: the sketch's error alone
+            assert row.grad_rel_l2 == pytest.approx(exact.grad_rel_l2, rel=4 * ERROR)
+            assert row.grad_norm_ga == pytest.approx(exact.grad_norm_ga, rel=1e-2)
+        else:  # rounding level, summed in float64 here: same order, far below tolerance
+            assert row.grad_rel_l2 < 10 * exact.grad_rel_l2 < 1e-5
+    fits = {fit.n: fit for fit in trace.fits if fit.variant == "naive"}
+    assert sorted(fits) == [2, 4, 8]
+    for fit in fits.values():
+        expected = [sum(fit.counts) / (fit.n * c) for c in fit.counts]  # 1/(N T_i) in units of 1/T
+        assert fit.weights == pytest.approx(expected, rel=1e-6) and fit.residual < 1e-9
+
+
+def test_auto_plan_falls_back_when_shared_buffers_do_not_fit(monkeypatch):
+    from gaverify.backends import memory
+
+    need = {}
+    real = memory.estimate
+
+    def measured(scenario, model, processes=1):
+        guess = real(scenario, model, processes)
+        need.setdefault(scenario.memory_plan, guess.needed)
+        return guess
+
+    monkeypatch.setattr(memory, "estimate", measured)
+    monkeypatch.setattr(memory, "available", lambda device: need.get("shared", 1 << 41) - 1)
+    run(small_scenario(steps=1), Progress())  # learns what shared buffers need (they fit)
+    trace = run(small_scenario(steps=1), Progress())
+    note = next(n for n in trace.notes if "lockstep plan" in n)
+    assert "in-turn" in note and "memory_plan: auto; shared needs about" in note
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "trajectory"}, "memory_plan: sketched is a lockstep plan; mode is trajectory"),
+        ({"backend": "ddp", "batch": {"accumulation": [2]}}, "backend .ddp. has no lockstep plans"),
+    ],
+)
+def test_a_forced_plan_needs_a_backend_and_mode_that_have_it(fields, message):
+    with pytest.raises(ValueError, match=message):
+        small_scenario(memory_plan="sketched", **fields)

@@ -9,12 +9,19 @@ with the memory the device has free, and refuses a run that cannot fit with
 a message giving both figures, instead of letting the kernel kill it (or
 CUDA raise) halfway through. The estimate is deliberately plain arithmetic
 (documented in the README) and errs high; `memory_check: false` skips it.
+
+A backend that can trade buffers for time or exactness (the reference
+backend's lockstep plans: shared, in-turn, sketched) declares its plans; with
+`memory_plan: auto` the guard takes the first that fits and says so. A run
+that records a tape on disk (trajectory) is checked against the free disk.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,9 @@ class Estimate:
     activations: int  # the full batch's forward pass, kept for the backward
     resident: int  # already allocated: the built model in this process
     data: int  # the samples, as token lists (at most samples x longest)
+    disk: int = 0  # a tape written to the temporary folder
+    plan: str | None = None  # the lockstep plan it was counted for (None: no choice)
+    passed_over: list[str] = field(default_factory=list)  # plans that did not fit, and why
 
     @property
     def needed(self) -> int:
@@ -53,14 +63,15 @@ def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
     size = sum(p.numel() * p.element_size() for p in params)
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     opts = scenario.optimizer.options
-    copies = BACKENDS.get(scenario.backend).copies(
-        scenario, STATE_SLOTS[scenario.optimizer.name](opts)
-    )
+    backend = BACKENDS.get(scenario.backend)
+    copies = backend.copies(scenario, STATE_SLOTS[scenario.optimizer.name](opts))
     state = processes * (size + copies * trainable)
     resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
     data = scenario.data.samples * scenario.data.length.max * TOKEN_BYTES
     element = params[0].element_size() if params else 4
-    return Estimate(state, _activations(scenario, model, element), resident, data)
+    disk = backend.tape(scenario) * size if backend.tape else 0
+    plan = scenario.memory_plan if scenario.memory_plan != "auto" else None
+    return Estimate(state, _activations(scenario, model, element), resident, data, disk, plan)
 
 
 def _activations(scenario: Any, model: Any, element: int) -> int:
@@ -122,8 +133,15 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
     memory of `device`; return the estimate otherwise. W processes share the
     machine's memory, but on CUDA each rank has a GPU of its own: there the
     check is per device."""
-    guess = estimate(scenario, model, 1 if device.startswith("cuda") else processes)
     free = available(device)
+    passed_over: list[str] = []
+    for plan in plans(scenario):
+        trial = scenario if plan is None else scenario.model_copy(update={"memory_plan": plan})
+        guess = estimate(trial, model, 1 if device.startswith("cuda") else processes)
+        guess.passed_over[:] = passed_over
+        if not scenario.memory_check or free is None or guess.needed <= free:
+            break
+        passed_over.append(f"{plan} needs about {_size(guess.needed)}")
     if scenario.memory_check and free is not None and guess.needed > free:
         raise GaverifyError(
             f"memory: this run needs about {_size(guess.needed)} more on {device} "
@@ -132,8 +150,26 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
             f"{_size(OVERHEAD)}) but {_size(free)} is "
             "free; lower batch.size or data.length.max, use a smaller model, or set "
             "memory_check: false to try anyway"
+            + (f" (lockstep plans tried: {'; '.join(passed_over)})" if len(passed_over) > 1 else "")
+        )
+    room = shutil.disk_usage(tempfile.gettempdir()).free
+    if scenario.memory_check and guess.disk > room:
+        raise GaverifyError(
+            f"memory: mode trajectory records the reference run on a tape of about "
+            f"{_size(guess.disk)} in {tempfile.gettempdir()} (2 x parameters x steps) but "
+            f"{_size(room)} is free there; set TMPDIR to a bigger disk, lower steps, or use "
+            "mode: lockstep"
         )
     return guess
+
+
+def plans(scenario: Any) -> list[str | None]:
+    """The lockstep plans the guard may choose from, in order: the one the
+    scenario forces, every plan of its backend (auto), or none to choose."""
+    if scenario.memory_plan != "auto":
+        return [scenario.memory_plan]
+    offered = BACKENDS.get(scenario.backend).plans
+    return list(offered) if offered and scenario.mode == "lockstep" else [None]
 
 
 def _size(n: int) -> str:

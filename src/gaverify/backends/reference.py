@@ -11,22 +11,25 @@ variant's weight, see accumulation/rules.py), which is what a real loop's
   only accumulate gradients, then the reference gradient is put back for the
   optimizer step. Pure weight variants (naive, fixed) share one backward per
   micro-batch (sweep.py); the others get a pass each.
-- trajectory: every (N, variant) run trains its own copy of the model with
-  its own optimizer, showing the drift users see in loss curves.
+- trajectory: every (N, variant) run trains on its own, showing the drift
+  users see in loss curves. The reference trains first onto a tape on disk
+  (tape.py), then the runs train in turn on the same model: one model and
+  optimizer in memory, however many N and variants.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gaverify.accumulation.variants import FULL_BATCH, Variant, Window, weighted_loss
 from gaverify.backends.kit import Run, drift_note
 from gaverify.backends.setup import Setup
-from gaverify.backends.sweep import groups, shareable, sweep
+from gaverify.backends.sweep import MAX_SHARED, Swept, groups, shareable, sweep
+from gaverify.backends.tape import Tape, restore, state_tensors
 from gaverify.data.collate import Batch
 from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.measure.estimate import BUCKETS, Probe, estimate_note
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
@@ -62,7 +65,8 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
     run = Run(scenario, progress)
     progress.start(len(run.setup.steps) * (1 + len(scenario.plan)))
     if scenario.mode == "lockstep":
-        shared = [group for group in groups(run.setup.variants) if len(group) > 1]
+        run.notes += _plan_notes(run.setup)
+        shared = [group for group in _groups(run.setup) if len(group) > 1]
         run.notes += [
             f"lockstep: {', '.join(g)} shared one backward per micro-batch" for g in shared
         ]
@@ -96,6 +100,25 @@ def _compared_note(run: Run, name: str, own: tuple[float, list], token: tuple[fl
     )
 
 
+def _groups(setup: Setup) -> list[list[str]]:
+    """The variants that share a sweep under the run's lockstep plan."""
+    per_sweep = {"shared": MAX_SHARED, "in-turn": 1}.get(setup.plan, len(setup.variants))
+    return groups(setup.variants, per_sweep)
+
+
+def _plan_notes(setup: Setup) -> list[str]:
+    """What the report says about a lockstep plan other than shared buffers."""
+    passed = setup.estimate.passed_over if setup.estimate else []
+    why = f" (memory_plan: auto; {', '.join(passed)} than is free)" if passed else ""
+    if setup.plan == "in-turn":
+        return [f"memory: lockstep plan in-turn, a backward pass per variant, one gradient "
+                f"buffer; numbers exact{why}"]  # fmt: skip
+    if setup.plan == "sketched":
+        return [f"memory: lockstep plan sketched, one backward for every weight variant, no "
+                f"gradient buffer{why}", estimate_note()]  # fmt: skip
+    return []
+
+
 def _lockstep(run: Run) -> None:
     setup = run.setup
     scenario, model = setup.scenario, setup.built.model
@@ -109,27 +132,27 @@ def _lockstep(run: Run) -> None:
         for n in scenario.batch.accumulation:
             micro = setup.micro_batches(samples, n)
             basis = None
-            for group in groups(setup.variants):  # a variant with its own loss runs alone
+            for group in _groups(setup):  # a variant with its own loss runs alone
                 token = (ref_loss, ref_grads)
                 reference = _reference_of(run, own, optimizer, samples, step, group[0], token)
                 # the fit reads a variant judged on its own loss in that loss's units
                 own_grad = None if reference is token else reference[1]
                 optimizer.zero_grad(set_to_none=True)
-                for name, loss, counts, grads, swept in _passes(run, n, micro, group):
-                    basis = basis or swept
-                    got, ref, weight = (loss, grads), reference, None
+                for result, counts, swept in _passes(run, n, micro, group, ref_grads):
+                    basis, name = basis or swept, result.name
+                    got, ref, weight = (result.loss, result.grads), reference, None
                     if run.splits(name):  # MoE router losses: token parts, and their weight
                         parts = run.split_extras(model, micro, samples, got, ref, (step, n, name))
                         got, ref, weight = parts.got, parts.ref, parts.fit.weight
                         own_grad, basis = ref[1], basis or parts.basis
-                    comparison = compare_gradients(ref[1], got[1])
+                    comparison = result.comparison or compare_gradients(ref[1], got[1])
                     if run.fitter.wants(n, name, comparison):
-                        run.fitter.fit(
-                            step, n, name, model, got[1], basis=basis, reference=own_grad
-                        )
+                        target = _sketched(setup, result, basis) if got[1] is None else None
+                        run.fitter.fit(step, n, name, model, got[1], basis=basis,
+                                       reference=own_grad, target=target)  # fmt: skip
                     run.row(step, n, name, counts, ref[0], got[0], comparison, extra_weight=weight)
                     run.progress.advance(f"step {step} N={n} {name}")
-                    del grads, got, ref  # a shared variant's buffer goes once compared
+                    del result, got, ref  # a shared variant's buffer goes once compared
         own.clear()
         token = reference = own_grad = None  # they hold gradients: buffers at the next peak
         if step < len(setup.steps):  # the last update would never be looked at
@@ -161,70 +184,119 @@ def _own_full_batch(run: Run, model: Any, samples: list, name: str) -> tuple[flo
     return run.own_full_batch(model, samples, run.setup.variants[name])
 
 
-def _passes(run: Run, n: int, micro, group: list[str]):
-    """(name, logged loss, counts, gradient, sketch basis or None) of each
-    variant in `group`: one shared sweep, or the variant's own pass."""
+def _passes(run: Run, n: int, micro, group: list[str], ref_grads: list):
+    """(Swept, counts, sketch basis or None) of each variant in `group`:
+    one shared sweep (under the sketched plan: compared on the fly against
+    `ref_grads`, nothing kept), or the variant's own pass."""
     setup = run.setup
     task, smoothing = setup.task, setup.scenario.loss.label_smoothing
     variants = [setup.variants[name] for name in group]
     if not shareable(variants[0]):
         loss, counts = accumulate(setup.built.model, micro, variants[0], task, smoothing)
-        yield group[0], loss, counts, gradients(setup.built.model), None
+        yield Swept(group[0], loss, gradients(setup.built.model)), counts, None
         return
-    sketch = run.fitter.sketch if run.fitter.pending(n, variants) else None
-    done = sweep(setup.built.model, micro, variants, task, smoothing, sketch)
+    sketched = setup.plan == "sketched"
+    sketch = run.fitter.sketch if sketched or run.fitter.pending(n, variants) else None
+    probe = Probe(ref_grads, n, run.fitter.sketch.sharing(BUCKETS)) if sketched else None
+    done = sweep(setup.built.model, micro, variants, task, smoothing, sketch, probe)
     basis = (done.counts, done.basis) if sketch else None
     while done.results:
-        result = done.results.pop(0)
-        yield result.name, result.loss, done.counts, result.grads, basis
+        yield done.results.pop(0), done.counts, basis
+
+
+def _sketched(setup: Setup, result: Swept, basis: tuple) -> Any:
+    """The fit's target when no gradient was kept: the variant's gradient is
+    sum_i w_i g_i by construction, so its sketch is sum_i w_i S(g_i)."""
+    import torch
+
+    counts, rows = basis
+    weights = setup.variants[result.name].weights(list(counts))
+    return torch.tensor(weights, dtype=torch.float64) @ rows
 
 
 def _trajectory(run: Run) -> None:
+    """Each reference run (the token loss's; a variant's own loss's) trains
+    first onto the tape; then each (N, variant) run trains in turn on the
+    same model, reset to its first weights, against it (backends/tape.py)."""
+    setup = run.setup
+    scenario, model = setup.scenario, setup.built.model
+    references = [None] + [  # a split variant is judged in place
+        name for name, v in setup.variants.items() if v.own_reference and not run.splits(name)
+    ]
+    with Tape() as tape:
+        tape.write("start", state_tensors(model))
+        for key in references:
+            _record(run, tape, key)
+        for n, name in scenario.plan:
+            restore(model, tape.read("start"))
+            _replay(run, tape, n, name, name if name in references else None)
+    order = {key: i for i, key in enumerate(scenario.plan)}  # as if the runs went side by side
+    run.fitter.fits = dict(sorted(run.fitter.fits.items(), key=lambda f: (f[1].step, order[f[0]])))
+
+
+def _record(run: Run, tape: Tape, key: str | None) -> None:
+    """Train a reference run (the token loss S/T's, or variant `key`'s own
+    loss) on the full batches from the first weights, recording per step its
+    loss, gradient and parameters after the update."""
+    setup, model = run.setup, run.setup.built.model
+    restore(model, tape.read("start"))
+    optimizer = _optimizer(setup.scenario, model)
+    variant = FULL_BATCH if key is None else setup.variants[key]
+    for step, samples in enumerate(setup.steps, start=1):
+        optimizer.zero_grad(set_to_none=True)
+        loss = full_batch(setup, model, samples, variant)
+        optimizer.step()
+        tape.losses[(key, step)] = loss
+        if key is None:
+            run.progress.advance(f"step {step} full batch")
+        tape.write((key, step, "grad"), gradients(model))
+        tape.write((key, step, "params"), list(model.parameters()))
+        if key is not None and step == 1:
+            token = (tape.losses[(None, 1)], tape.read((None, 1, "grad")))
+            _compared_note(run, key, (loss, gradients(model)), token)
+    _release(optimizer)
+
+
+def _replay(run: Run, tape: Tape, n: int, name: str, key: str | None) -> None:
+    """Train the (N, variant) run from the first weights and compare each
+    step with reference `key`'s tape (None: the token loss's)."""
     setup = run.setup
     scenario, model, task = setup.scenario, setup.built.model, setup.task
     smoothing = scenario.loss.label_smoothing
-    runs, references = {}, {None: (model, _optimizer(scenario, model))}
-    for key in scenario.plan:
-        twin = copy.deepcopy(model)
-        runs[key] = (twin, _optimizer(scenario, twin))
-    for name, variant in setup.variants.items():  # a reference run of its own loss
-        if variant.own_reference and not run.splits(name):  # a split one is judged in place
-            twin = copy.deepcopy(model)
-            references[name] = (twin, _optimizer(scenario, twin))
+    optimizer = _optimizer(scenario, model)
     for step, samples in enumerate(setup.steps, start=1):
-        done = {}  # reference key -> (loss, gradient, parameters after the step)
-        for key, (ref_model, ref_optimizer) in references.items():
-            ref_optimizer.zero_grad(set_to_none=True)
-            variant = FULL_BATCH if key is None else setup.variants[key]
-            loss = full_batch(setup, ref_model, samples, variant)
-            ref_optimizer.step()  # leaves .grad in place for the comparisons below
-            done[key] = (loss, gradients(ref_model), list(ref_model.parameters()))
-            if key is not None and step == 1:
-                _compared_note(run, key, done[key][:2], done[None][:2])
-        run.progress.advance(f"step {step} full batch")
-        for (n, name), (twin, twin_optimizer) in runs.items():
-            ref_loss, ref_grads, ref_params = done[name if name in references else None]
-            twin_optimizer.zero_grad(set_to_none=True)
-            micro = setup.micro_batches(samples, n)
-            loss, counts = accumulate(twin, micro, setup.variants[name], task, smoothing)
-            got, ref, weight = (loss, gradients(twin)), (ref_loss, ref_grads), None
-            basis = None
-            if run.splits(name):  # judged at the twin's own parameters (kit.drift_note)
-                own = _own_full_batch(run, twin, samples, name)
-                parts = run.split_extras(twin, micro, samples, got, own, (step, n, name))
-                got, ref, weight, basis = parts.got, parts.ref, parts.fit.weight, parts.basis
-            comparison = compare_gradients(ref[1], got[1])
-            if run.fitter.wants(n, name, comparison):
-                own = ref[1] if weight is not None else None  # the token part's, in place
-                if name in references:  # its own loss's full batch, at the twin's parameters
-                    own = _own_full_batch(run, twin, samples, name)[1]
-                run.fitter.fit(step, n, name, twin, got[1], basis=basis, reference=own)
-                del own
-            twin_optimizer.step()
-            diff = None
-            if weight is None:
-                diff = max_abs_difference(ref_params, list(twin.parameters()))
-            elif step == 1:
-                run.notes.append(drift_note(name))
-            run.row(step, n, name, counts, ref[0], got[0], comparison, diff, extra_weight=weight)
-            run.progress.advance(f"step {step} N={n} {name}")
+        ref_loss, ref_grads = tape.losses[(key, step)], tape.read((key, step, "grad"))
+        optimizer.zero_grad(set_to_none=True)
+        micro = setup.micro_batches(samples, n)
+        loss, counts = accumulate(model, micro, setup.variants[name], task, smoothing)
+        got, ref, weight = (loss, gradients(model)), (ref_loss, ref_grads), None
+        basis = None
+        if run.splits(name):  # judged at the run's own parameters (kit.drift_note)
+            own = _own_full_batch(run, model, samples, name)
+            parts = run.split_extras(model, micro, samples, got, own, (step, n, name))
+            got, ref, weight, basis = parts.got, parts.ref, parts.fit.weight, parts.basis
+        comparison = compare_gradients(ref[1], got[1])
+        if run.fitter.wants(n, name, comparison):
+            own = ref[1] if weight is not None else None  # the token part's, in place
+            if key is not None:  # its own loss's full batch, at the run's parameters
+                own = _own_full_batch(run, model, samples, name)[1]
+            run.fitter.fit(step, n, name, model, got[1], basis=basis, reference=own)
+            del own
+        optimizer.step()
+        diff = None
+        if weight is None:
+            diff = max_abs_difference(tape.read((key, step, "params")), list(model.parameters()))
+        elif step == 1:
+            run.notes.append(drift_note(name))
+        run.row(step, n, name, counts, ref[0], got[0], comparison, diff, extra_weight=weight)
+        run.progress.advance(f"step {step} N={n} {name}")
+    _release(optimizer)
+
+
+def _release(optimizer: Any) -> None:
+    """Free an optimizer's state now: the next run's would otherwise come
+    first (torch's optimizers sit in reference cycles until a collection)."""
+    import gc
+
+    optimizer.state.clear()
+    gc.collect()

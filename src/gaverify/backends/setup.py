@@ -42,6 +42,7 @@ class Setup:
         guard: bool = True,
     ):
         self.scenario = scenario
+        self.estimate: memory.Estimate | None = None  # the guard's, when it ran
         self.device = resolve_device(scenario.device)
         self.task = TASKS.get(scenario.model.task)
         # where user code named by import path is looked up (the scenario's folder)
@@ -55,9 +56,7 @@ class Setup:
             self.device,
             scenario.seed,
             scenario.source_dir,
-            partial(memory.check, scenario, device=self.device, processes=processes)
-            if guard  # one process checks for all
-            else None,
+            partial(self._guard, processes) if guard else None,  # one process checks for all
         )
         switches = BACKENDS.get(scenario.backend).switches
         self.built.notes += apply_settings(
@@ -108,6 +107,18 @@ class Setup:
         for variant in self.variants.values():
             if variant.origin:
                 self.notes.append(f"user code ran: {variant.origin}")
+
+    def _guard(self, processes: int, model: Any) -> None:
+        """The memory guard (memory.check), keeping its estimate: it chose the plan."""
+        self.estimate = memory.check(self.scenario, model, device=self.device, processes=processes)
+
+    @property
+    def plan(self) -> str:
+        """The lockstep plan this run follows (backends/memory.py): the one the
+        guard chose or the scenario forced; shared when nothing chose."""
+        chosen = self.estimate.plan if self.estimate else None
+        forced = self.scenario.memory_plan
+        return chosen or (forced if forced != "auto" else "shared")
 
     def _steps(self) -> list[list[Sample]]:
         scenario, task, model = self.scenario, self.task, self.built.model

@@ -17,8 +17,11 @@ same hook adds each g_i's sketch to row i for the diagnosis, so a diverging
 variant is fitted without another backward pass.
 
 Memory: one parameter-sized buffer per variant beyond the first, and at most
-MAX_SHARED variants per sweep, so with the lockstep reference gradient a run
-holds at most three parameter-sized buffers besides the model's own.
+`per_sweep` variants per sweep (the lockstep plan: shared sweeps MAX_SHARED,
+in-turn 1), so with the lockstep reference gradient a run holds at most
+three parameter-sized buffers besides the model's own. Given a Probe (the
+sketched plan, measure/estimate.py) a sweep keeps no buffer at all: each
+gradient is reduced to the probe's numbers as it arrives and dropped.
 Variants that run their own loss code, or backpropagate in another order
 (whose point is that order's rounding), keep a pass of their own.
 """
@@ -42,7 +45,9 @@ class Swept:
 
     name: str
     loss: float  # the loss its loop would log: sum_i w_i S_i
-    grads: list[Any]  # its accumulated gradient, in trainable-parameter order
+    grads: list[Any] | None  # its accumulated gradient, in trainable-parameter order
+    comparison: Any = None  # with a probe: its estimated comparison (no gradient kept)
+    ratios: list[float] | None = None  # w_i T per micro-batch, with a probe
 
 
 @dataclass
@@ -59,12 +64,12 @@ def shareable(variant: Variant) -> bool:
     return variant.weights is not None and not variant.reverse
 
 
-def groups(variants: dict[str, Variant]) -> list[list[str]]:
+def groups(variants: dict[str, Variant], per_sweep: int = MAX_SHARED) -> list[list[str]]:
     """The variant names run together: the shareable ones in sweeps of at
-    most MAX_SHARED, every other one alone (scenario order kept within)."""
+    most `per_sweep`, every other one alone (scenario order kept within)."""
     shared = [name for name, v in variants.items() if shareable(v)]
     alone = [[name] for name, v in variants.items() if not shareable(v)]
-    chunks = [shared[i : i + MAX_SHARED] for i in range(0, len(shared), MAX_SHARED)]
+    chunks = [shared[i : i + per_sweep] for i in range(0, len(shared), per_sweep)]
     return chunks + alone
 
 
@@ -84,21 +89,24 @@ def sweep(
     task: Any,
     smoothing: float = 0.0,
     sketch: Any = None,
+    probe: Any = None,
 ) -> Sweep:
     """Accumulate every variant (all shareable) over `micro_batches` with
     one forward and backward each. One variant's gradient (fixed's, when it
-    is there) is the model's .grad, which is not zeroed here: zero it first."""
+    is there) is the model's .grad, which is not zeroed here: zero it first.
+    With a `probe` no gradient is kept: each variant gets its comparison."""
     import torch
 
-    if not all(shareable(v) for v in variants) or not 0 < len(variants) <= MAX_SHARED:
-        raise ValueError(f"a sweep serves 1 to {MAX_SHARED} weight-only variants")
+    most = len(variants) if probe is not None else MAX_SHARED
+    if not all(shareable(v) for v in variants) or not 0 < len(variants) <= most:
+        raise ValueError(f"a sweep serves 1 to {most} weight-only variants")
     params = trainable(model)
     counts = [task.count_items(mb["labels"]) for mb in micro_batches]
     scale = 1.0 / sum(counts) if sum(counts) else 1.0  # all padding: NaN weights flow
     weights = [v.weights(counts) for v in variants]
     ratios = [[w / scale for w in ws] for ws in weights]  # per variant, per micro-batch
-    own = _in_grad(ratios)
-    others = [k for k in range(len(variants)) if k != own]
+    own = _in_grad(ratios) if probe is None else None  # with a probe: no .grad
+    others = [k for k in range(len(variants)) if k != own and probe is None]
     # allocated up front, in one go: grown piecemeal during the backward they
     # interleave with the activations being freed and fragment the heap
     buffers = {k: [torch.zeros_like(p) for p in params] for k in others}
@@ -112,11 +120,15 @@ def sweep(
                 buffers[k][index].add_(grad, alpha=ratios[k][i])
             if sketch is not None:
                 sketch.add(index, grad, rows[i], 1.0 / scale)
-            return grad if ratios[own][i] == 1.0 else grad * ratios[own][i]
+            if probe is not None:
+                probe.add(i, index, grad)
+            return grad if own is None or ratios[own][i] == 1.0 else grad * ratios[own][i]
 
         return hook
 
     handles = [p.register_hook(hook_for(index)) for index, p in enumerate(params)]
+    if probe is not None:  # dropped as soon as it lands: the probe has what it needs
+        handles += [p.register_post_accumulate_grad_hook(_drop) for p in params]
     logged = [0.0] * len(variants)
     try:
         for i, mb in enumerate(micro_batches):
@@ -129,6 +141,14 @@ def sweep(
     finally:
         for handle in handles:
             handle.remove()
+    if probe is not None:
+        results = [Swept(v.name, logged[k], None, probe.compare(ratios[k]), ratios[k])
+                   for k, v in enumerate(variants)]  # fmt: skip
+        return Sweep(counts=counts, results=results, basis=rows)
     grads = {own: [p.grad for p in params], **buffers}
     results = [Swept(v.name, logged[k], grads[k]) for k, v in enumerate(variants)]
     return Sweep(counts=counts, results=results, basis=rows)
+
+
+def _drop(param: Any) -> None:
+    param.grad = None

@@ -71,6 +71,17 @@ def _sums(a: Any, b: Any) -> tuple[float, float, float, float]:
     return aa, bb, ab, dd
 
 
+def dot(a: Any, b: Any) -> float:
+    """a.b of two same-sized tensors, in float64, chunk by chunk."""
+    import torch
+
+    a, b = a.detach().reshape(-1), b.detach().reshape(-1)
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
+    for start in range(0, a.numel(), CHUNK):
+        total += a[start : start + CHUNK].double().dot(b[start : start + CHUNK].double())
+    return float(total)
+
+
 def _tensor_sums(a: Any, b: Any) -> tuple[float, float, float, float]:
     if a is None and b is None:
         return 0.0, 0.0, 0.0, 0.0

@@ -65,6 +65,12 @@ class Sketch:
         if total is not out:
             out += total.cpu()
 
+    def sharing(self, dim: int) -> Sketch:
+        """A sketch into `dim` buckets with this one's signs (and their cache)."""
+        other = Sketch(dim, self.seed)
+        other._signs = self._signs
+        return other
+
     def forget(self) -> None:
         """Drop the cached signs (1 byte per parameter); they are seeded, so
         the next use draws the same ones again."""
@@ -157,6 +163,7 @@ class GradientFitter:
         pieces: int = 0,
         basis: tuple[Sequence[int], Any] | None = None,
         reference: Sequence[Any] | None = None,
+        target: Any = None,
     ) -> None:
         """Fit `grads` (the accumulated gradient of `model` at step `step`)
         over its `pieces` micro-batches (default n; W x n for W ranks).
@@ -166,7 +173,8 @@ class GradientFitter:
         judged on its own loss, that loss's full-batch gradient at the same
         parameters (computed only when a fit is due); when it is a multiple of
         S/T's, the weights are read in its units (a loss x4 that ignores the
-        count is a sum of means)."""
+        count is a sum of means). `target`: the sketch of `grads`, when only
+        that was kept (the sketched lockstep plan; `grads` is then None)."""
         setup = self.setup
         if basis is None:
             micro = setup.micro_batches(setup.steps[step - 1], pieces or n)
@@ -175,7 +183,9 @@ class GradientFitter:
             rows = micro_batch_sketches(model, setup.task, micro, counts, smoothing, self.sketch)
         else:
             counts, rows = list(basis[0]), basis[1]
-        weights, residual = fit_weights(rows, self.sketch.project(grads), sum(counts))
+        if target is None:
+            target = self.sketch.project(grads)
+        weights, residual = fit_weights(rows, target, sum(counts))
         scale, outside = 1.0, None
         if reference is not None:
             scale, outside = _scale(rows, self.sketch.project(reference), sum(counts))

@@ -58,6 +58,11 @@ class Backend:
     # whether every loss it judges is computed by the engine or the model (not
     # by gaverify): in float64 that loss is transformers' float32 one
     engine_losses: bool = False
+    # lockstep plans it can run, in the order memory_plan: auto tries them
+    # (reference: shared buffers, a pass per variant, sketches); () for none
+    plans: tuple[str, ...] = ()
+    # (scenario) -> model-sized copies it records on disk (a trajectory tape)
+    tape: Callable[[Any], int] | None = None
 
     def judged_on_own_loss(self, variant: str) -> bool:
         """Whether `variant` is judged on a loss gaverify does not compute: the
@@ -80,8 +85,20 @@ def _own_references(scenario: Any) -> int:
 def _reference_copies(scenario: Any, k: int) -> int:
     own = _own_references(scenario)
     if scenario.mode != "trajectory":
-        return (1 + k + 1 + 2) + own
-    return (1 + k) + (2 + k) * (len(scenario.plan) + own)
+        # the step's gradient and optimizer state, then what the plan keeps: shared
+        # sweeps the reference + 2 buffers, in-turn the reference + .grad, sketched
+        # the reference alone (the gradients are dropped as they arrive)
+        kept = {"in-turn": 1, "sketched": 0}.get(scenario.memory_plan, 1 + 2)
+        return (1 + k + kept) + own
+    # one run at a time against the tape: a tensor read back, a fit's full batch
+    return (1 + k) + 1 + min(own, 1)
+
+
+def _reference_tape(scenario: Any) -> int:
+    # trajectory: per step each reference run's gradient and parameters, and the start
+    if scenario.mode != "trajectory":
+        return 0
+    return 2 * scenario.steps * (1 + _own_references(scenario)) + 1
 
 
 def _trained_runs(scenario: Any, k: int) -> int:
@@ -100,9 +117,12 @@ BACKENDS.add(
         ("lockstep", "trajectory"),
         (1, 1, 1),
         _reference_copies,
-        "gradient + optimizer state + the reference + 2 shared buffers + a full-batch "
-        "gradient per variant judged on its own loss; trajectory: a copy per run and per "
-        "such variant",
+        "gradient + optimizer state + the reference + 2 shared buffers (memory_plan: "
+        "in-turn 1, sketched 0) + a full-batch gradient per variant judged on its own loss; "
+        "trajectory: one run at a time against the reference's tape on disk (2 x parameters "
+        "x steps)",
+        plans=("shared", "in-turn", "sketched"),
+        tape=_reference_tape,
     ),
 )
 BACKENDS.add(

@@ -45,6 +45,22 @@ def process_problem(scenario: Scenario) -> str | None:
     return None
 
 
+def plan_problem(scenario: Scenario) -> str | None:
+    """Whether the backend and mode can run the lockstep plan the scenario forces."""
+    if scenario.memory_plan == "auto":
+        return None
+    offered = BACKENDS.get(scenario.backend).plans
+    if not offered:
+        with_plans = ", ".join(name for name, b in BACKENDS.items() if b.plans)
+        return (
+            f"memory_plan: backend '{scenario.backend}' has no lockstep plans to choose from "
+            f"(backends with plans: {with_plans}); leave it auto"
+        )
+    if scenario.mode != "lockstep":
+        return f"memory_plan: {scenario.memory_plan} is a lockstep plan; mode is {scenario.mode}"
+    return None
+
+
 def task_problem(scenario: Scenario) -> str | None:
     """What the task cannot do with this data or these variants, if anything."""
     task = TASKS.get(scenario.model.task)

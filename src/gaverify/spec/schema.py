@@ -27,6 +27,7 @@ from gaverify.imports import is_import_path
 from gaverify.spec.backends import BACKENDS, DEFAULT
 from gaverify.spec.constraints import (
     other_backends_keys,
+    plan_problem,
     process_problem,
     task_problem,
     value_at,
@@ -55,6 +56,7 @@ from gaverify.spec.tolerances import (
 Verdict = Literal["pass", "fail"]
 Dtype = Literal["float32", "float64", "bfloat16"]
 Mode = Literal["lockstep", "trajectory"]
+MemoryPlan = Literal["auto", "shared", "in-turn", "sketched"]
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -107,6 +109,13 @@ class Scenario(Section):
     )
     memory_check: bool = Field(
         True, description="refuse a run whose memory estimate exceeds the free memory"
+    )
+    memory_plan: MemoryPlan = Field(
+        "auto",
+        description="lockstep on the reference backend: shared (one backward serves the "
+        "weight variants, a gradient buffer each), in-turn (a backward per variant, one "
+        "buffer), sketched (one backward, no buffer: rel-L2 and |g| estimated from sketches, "
+        "error stated); auto: the first that fits in memory",
     )
     expect: Verdict | dict[str, Verdict] | None = Field(
         None,
@@ -184,7 +193,12 @@ class Scenario(Section):
             self.variants = list(backend.default_variants)
         if self.mode is None:
             self.mode = backend.modes[0]
-        problem = other_backends_keys(self) or process_problem(self) or settings_problem(self)
+        problem = (
+            other_backends_keys(self)
+            or process_problem(self)
+            or settings_problem(self)
+            or plan_problem(self)
+        )
         if problem:
             raise ValueError(problem)
         strays = sorted(set(self.variant_expect) - set(self.variants))
