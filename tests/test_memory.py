@@ -18,7 +18,7 @@ SIZE = 110 * 4
 
 def test_lockstep_counts_gradient_adam_reference_and_two_buffers():
     guess = memory.estimate(small_scenario(), LINEAR)
-    assert guess.state == SIZE * (1 + 1 + 2 + 1 + 2)
+    assert guess.state == SIZE * (1 + 1 + 2 + 1 + 2) + 110  # + a sign byte per parameter
     assert guess.activations == 0 and guess.resident == SIZE
 
 
@@ -29,7 +29,8 @@ def test_trajectory_holds_one_run_whatever_the_plan_and_its_tape_goes_to_disk():
         )
 
     one, many = memory.estimate(scenario([2]), LINEAR), memory.estimate(scenario([2, 4]), LINEAR)
-    assert one.state == many.state == SIZE * (1 + 1 + 1)  # model, gradient, a tensor read back
+    # model, gradient, a tensor read back (and the sketch's sign bytes)
+    assert one.state == many.state == SIZE * (1 + 1 + 1) + 110
     assert many.disk == SIZE * (2 * 2 + 1)  # gradient and parameters per step, and the start
 
 
@@ -38,23 +39,28 @@ def test_lockstep_plans_keep_fewer_buffers():
         return memory.estimate(small_scenario(memory_plan=plan), LINEAR).state
 
     adam = 2
-    assert state("shared") == state("auto") == SIZE * (1 + 1 + adam + 1 + 2)
-    assert state("in-turn") == SIZE * (1 + 1 + adam + 1)
-    assert state("sketched") == SIZE * (1 + 1 + adam)
+    signs = 110
+    assert state("shared") == state("auto") == SIZE * (1 + 1 + adam + 1 + 2) + signs
+    assert state("in-turn") == SIZE * (1 + 1 + adam + 1) + signs
+    assert state("sketched") == SIZE * (1 + 1 + adam) + signs
 
 
 def test_auto_takes_the_first_plan_that_fits_and_says_what_it_passed_over(monkeypatch):
     scenario = small_scenario()
     needs = {p: memory.estimate(small_scenario(memory_plan=p), LINEAR).needed
              for p in ("shared", "in-turn", "sketched")}  # fmt: skip
-    monkeypatch.setattr(memory, "available", lambda device: needs["in-turn"])
+
+    def free(plan, less=0):
+        return lambda device: (needs[plan] - less) / memory.HEADROOM
+
+    monkeypatch.setattr(memory, "available", free("in-turn"))
     chosen = memory.check(scenario, LINEAR, device="cpu")
     assert chosen.plan == "in-turn" and chosen.passed_over == [
         f"shared needs about {memory._size(needs['shared'])}"
     ]
-    monkeypatch.setattr(memory, "available", lambda device: needs["sketched"])
+    monkeypatch.setattr(memory, "available", free("sketched"))
     assert memory.check(scenario, LINEAR, device="cpu").plan == "sketched"
-    monkeypatch.setattr(memory, "available", lambda device: needs["sketched"] - 1)
+    monkeypatch.setattr(memory, "available", free("sketched", 1))
     with pytest.raises(GaverifyError, match=r"lockstep plans tried: shared .*; in-turn .*"):
         memory.check(scenario, LINEAR, device="cpu")
     monkeypatch.setattr(memory, "available", lambda device: 1 << 40)

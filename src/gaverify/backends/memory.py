@@ -5,10 +5,11 @@ optimizer's state, and what its backend keeps: the lockstep reference and
 shared buffers, a copy per trajectory run, the Trainer's saved references)
 and, at its peak, the activations of the full batch's forward pass. This
 module adds those up from the built model and the scenario, compares the sum
-with the memory the device has free, and refuses a run that cannot fit with
-a message giving both figures, instead of letting the kernel kill it (or
-CUDA raise) halfway through. The estimate is deliberately plain arithmetic
-(documented in the README) and errs high; `memory_check: false` skips it.
+with 95 % of the memory the device has free (allocators fragment), and
+refuses a run that cannot fit with a message giving both figures, instead
+of letting the kernel kill it (or CUDA raise) halfway through. The estimate
+is deliberately plain arithmetic (documented in the README) and errs high;
+`memory_check: false` skips it.
 
 A backend that can trade buffers for time or exactness (the reference
 backend's lockstep plans: shared, in-turn, sketched) declares its plans; with
@@ -37,6 +38,8 @@ PER_TOKEN_HIDDEN, PER_HEAD_POSITION = 17, 2.5
 LOGIT_COPIES = 3  # logits, their float32 log-softmax, and its gradient
 OVERHEAD = 0.5 * GIB  # the interpreter, torch and transformers themselves
 TOKEN_BYTES = 40  # a token id in a Python list of samples (pointer + int object)
+SIGN_BYTES = 1  # per trainable element: the diagnosis sketch's cached random signs (int8)
+HEADROOM = 0.95  # of the free memory a run may plan to fill: allocators fragment
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def estimate(scenario: Any, model: Any, processes: int = 1) -> Estimate:
     opts = scenario.optimizer.options
     backend = BACKENDS.get(scenario.backend)
     copies = backend.copies(scenario, STATE_SLOTS[scenario.optimizer.name](opts))
-    state = processes * (size + copies * trainable)
+    signs = SIGN_BYTES * sum(p.numel() for p in params if p.requires_grad)
+    state = processes * (size + copies * trainable + signs)
     resident = 0 if params and params[0].is_meta else size  # a shapes-only model holds nothing
     data = scenario.data.samples * scenario.data.length.max * TOKEN_BYTES
     element = params[0].element_size() if params else 4
@@ -139,17 +143,17 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
         trial = scenario if plan is None else scenario.model_copy(update={"memory_plan": plan})
         guess = estimate(trial, model, 1 if device.startswith("cuda") else processes)
         guess.passed_over[:] = passed_over
-        if not scenario.memory_check or free is None or guess.needed <= free:
+        if not scenario.memory_check or free is None or guess.needed <= free * HEADROOM:
             break
         passed_over.append(f"{plan} needs about {_size(guess.needed)}")
-    if scenario.memory_check and free is not None and guess.needed > free:
+    if scenario.memory_check and free is not None and guess.needed > free * HEADROOM:
         raise GaverifyError(
             f"memory: this run needs about {_size(guess.needed)} more on {device} "
             f"(parameter-sized state {_size(guess.state)}, activations "
             f"{_size(guess.activations)}, data {_size(guess.data)}, torch itself "
-            f"{_size(OVERHEAD)}) but {_size(free)} is "
-            "free; lower batch.size or data.length.max, use a smaller model, or set "
-            "memory_check: false to try anyway"
+            f"{_size(OVERHEAD)}) but {_size(free)} is free (a run may fill "
+            f"{HEADROOM:.0%} of it); lower batch.size or data.length.max, use a smaller "
+            "model, or set memory_check: false to try anyway"
             + (f" (lockstep plans tried: {'; '.join(passed_over)})" if len(passed_over) > 1 else "")
         )
     room = shutil.disk_usage(tempfile.gettempdir()).free

@@ -109,7 +109,7 @@ def _groups(setup: Setup) -> list[list[str]]:
 def _plan_notes(setup: Setup) -> list[str]:
     """What the report says about a lockstep plan other than shared buffers."""
     passed = setup.estimate.passed_over if setup.estimate else []
-    why = f" (memory_plan: auto; {', '.join(passed)} than is free)" if passed else ""
+    why = f" (memory_plan auto: {'; '.join(passed)}, more than fits)" if passed else ""
     if setup.plan == "in-turn":
         return [f"memory: lockstep plan in-turn, a backward pass per variant, one gradient "
                 f"buffer; numbers exact{why}"]  # fmt: skip
