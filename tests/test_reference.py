@@ -235,3 +235,14 @@ def test_auto_plan_falls_back_when_shared_buffers_do_not_fit(monkeypatch):
 def test_a_forced_plan_needs_a_backend_and_mode_that_have_it(fields, message):
     with pytest.raises(ValueError, match=message):
         small_scenario(memory_plan="sketched", **fields)
+
+
+def test_sketched_plan_says_when_an_estimate_is_too_close_to_its_tolerance_to_judge():
+    exact = _by_key(run(small_scenario(steps=1, batch={"accumulation": [4]}), Progress()))
+    edge = exact[(1, 4, "naive")].grad_rel_l2  # the tolerance right at the exact value
+    far = small_scenario(steps=1, batch={"accumulation": [4]}, memory_plan="sketched")
+    near = small_scenario(steps=1, batch={"accumulation": [4]}, memory_plan="sketched",
+                          tolerance={"grad_rel_l2": edge})  # fmt: skip
+    assert not any("uncertain" in note for note in run(far, Progress()).notes)
+    notes = [note for note in run(near, Progress()).notes if "uncertain" in note]
+    assert len(notes) == 1 and notes[0].startswith("naive: an estimated rel-L2")

@@ -29,7 +29,7 @@ from gaverify.backends.sweep import MAX_SHARED, Swept, groups, shareable, sweep
 from gaverify.backends.tape import Tape, restore, state_tensors
 from gaverify.data.collate import Batch
 from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
-from gaverify.measure.estimate import BUCKETS, Probe, estimate_note
+from gaverify.measure.estimate import BUCKETS, ERROR, Probe, estimate_note
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
 from gaverify.spec.schema import Scenario
@@ -146,6 +146,8 @@ def _lockstep(run: Run) -> None:
                         got, ref, weight = parts.got, parts.ref, parts.fit.weight
                         own_grad, basis = ref[1], basis or parts.basis
                     comparison = result.comparison or compare_gradients(ref[1], got[1])
+                    if result.comparison is not None:
+                        _uncertain(run, name, comparison)
                     if run.fitter.wants(n, name, comparison):
                         target = _sketched(setup, result, basis) if got[1] is None else None
                         run.fitter.fit(step, n, name, model, got[1], basis=basis,
@@ -195,13 +197,27 @@ def _passes(run: Run, n: int, micro, group: list[str], ref_grads: list):
         loss, counts = accumulate(setup.built.model, micro, variants[0], task, smoothing)
         yield Swept(group[0], loss, gradients(setup.built.model)), counts, None
         return
-    sketched = setup.plan == "sketched"
-    sketch = run.fitter.sketch if sketched or run.fitter.pending(n, variants) else None
-    probe = Probe(ref_grads, n, run.fitter.sketch.sharing(BUCKETS)) if sketched else None
-    done = sweep(setup.built.model, micro, variants, task, smoothing, sketch, probe)
-    basis = (done.counts, done.basis) if sketch else None
+    if setup.plan == "sketched":  # the probe's sketches are the fit's basis too
+        probe = Probe(ref_grads, n, run.fitter.sketch.sharing(BUCKETS))
+        done = sweep(setup.built.model, micro, variants, task, smoothing, probe=probe)
+        basis = (done.counts, probe.rows.reshape(n, -1) * (sum(done.counts) or 1))  # unscaled
+    else:
+        sketch = run.fitter.sketch if run.fitter.pending(n, variants) else None
+        done = sweep(setup.built.model, micro, variants, task, smoothing, sketch)
+        basis = (done.counts, done.basis) if sketch else None
     while done.results:
         yield done.results.pop(0), done.counts, basis
+
+
+def _uncertain(run: Run, name: str, comparison: Any) -> None:
+    """Note a sketched rel-L2 whose verdict its estimation error could flip."""
+    tol = run.scenario.tolerance_for(name).grad_rel_l2
+    if isinstance(tol, float) and abs(comparison.rel_l2 - tol) <= 4 * ERROR * comparison.rel_l2:
+        run.notes.append(
+            f"{name}: an estimated rel-L2 ({comparison.rel_l2:.3e}) lies within the sketch's "
+            f"error of its tolerance ({tol:.1e}), so its verdict there is uncertain; "
+            "memory_plan: in-turn gives exact numbers"
+        )
 
 
 def _sketched(setup: Setup, result: Swept, basis: tuple) -> Any:

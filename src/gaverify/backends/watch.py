@@ -3,7 +3,7 @@
 The Trainer and Lightning backends cannot stop an engine between steps, so
 they train a reference run (no accumulation) and each accumulated run to the
 end, and watch every optimizer step as it happens: `KeepReference` keeps the
-reference's gradient and parameters of each step, `CompareWithReference`
+reference's gradient and parameters of each step (on disk), `CompareWithReference`
 compares an accumulated run's with them (and has a diverging gradient
 fitted at the run's own parameters), and `add_rows` turns the two runs'
 records into the Run's rows.
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaverify.backends.kit import Run
+from gaverify.backends.tape import Recorded, Tape
 from gaverify.measure.compare import (
     GradComparison,
     compare_gradients,
     gradients,
     max_abs_difference,
-    snapshot,
 )
 from gaverify.measure.extras import Split
 from gaverify.measure.fit import GradientFitter
@@ -39,17 +39,23 @@ class TrainedRun:
 
 
 class KeepReference:
-    """Watches the reference run: keeps each step's gradient and parameters."""
+    """Watches the reference run: keeps each step's gradient and parameters,
+    on a tape on disk (tape.py), read back tensor by tensor when compared."""
 
     def __init__(self):
-        self.grads: list[list[Any]] = []
-        self.params: list[list[Any]] = []
+        self.tape = Tape()  # unlinked: its disk is freed when the tape is collected
+        self.grads: list[Recorded] = []
+        self.params: list[Recorded] = []
 
     def gradient(self, model: Any) -> None:
-        self.grads.append(snapshot(gradients(model)))
+        self.grads.append(self._keep(("grad", len(self.grads)), gradients(model)))
 
     def parameters(self, params: list[Any]) -> None:
-        self.params.append(snapshot(params))
+        self.params.append(self._keep(("params", len(self.params)), params))
+
+    def _keep(self, key: tuple[str, int], tensors: list[Any]) -> Recorded:
+        self.tape.write(key, tensors)
+        return self.tape.read(key)
 
 
 class NoFit:

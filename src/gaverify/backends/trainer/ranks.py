@@ -77,7 +77,9 @@ def run(scenario: Scenario, progress: Progress) -> Trace:
                 ref = train(job, variant, 1, keep, progress, f"reference ({key})")
                 refs[key] = {
                     "losses": ref.losses, "grad_norms": ref.grad_norms, "notes": ref.notes,
-                    "grads": keep.grads, "params": keep.params,
+                    # read back from the tape: the ranks load them from one file
+                    "grads": [list(g) for g in keep.grads],
+                    "params": [list(p) for p in keep.params],
                 }  # fmt: skip
 
         def prepare(folder: Path) -> None:
