@@ -47,7 +47,6 @@ class Swept:
     loss: float  # the loss its loop would log: sum_i w_i S_i
     grads: list[Any] | None  # its accumulated gradient, in trainable-parameter order
     comparison: Any = None  # with a probe: its estimated comparison (no gradient kept)
-    ratios: list[float] | None = None  # w_i T per micro-batch, with a probe
 
 
 @dataclass
@@ -142,7 +141,7 @@ def sweep(
         for handle in handles:
             handle.remove()
     if probe is not None:
-        results = [Swept(v.name, logged[k], None, probe.compare(ratios[k]), ratios[k])
+        results = [Swept(v.name, logged[k], None, probe.compare(ratios[k]))
                    for k, v in enumerate(variants)]  # fmt: skip
         return Sweep(counts=counts, results=results, basis=rows)
     grads = {own: [p.grad for p in params], **buffers}
