@@ -247,7 +247,7 @@ def _trajectory(run: Run) -> None:
             restore(model, tape.read("start"))
             _replay(run, tape, n, name, name if name in references else None)
     order = {key: i for i, key in enumerate(scenario.plan)}  # as if the runs went side by side
-    run.fitter.fits = dict(sorted(run.fitter.fits.items(), key=lambda f: (f[1].step, order[f[0]])))
+    run.fitter.sort(lambda fit: (fit.step, order[(fit.n, fit.variant)]))
 
 
 def _record(run: Run, tape: Tape, key: str | None) -> None:
@@ -310,9 +310,7 @@ def _replay(run: Run, tape: Tape, n: int, name: str, key: str | None) -> None:
 
 
 def _release(optimizer: Any) -> None:
-    """Free an optimizer's state now: the next run's would otherwise come
-    first (torch's optimizers sit in reference cycles until a collection)."""
-    import gc
-
+    """Free an optimizer's state as its run ends, before the next run's is
+    allocated, even if something (a user's scheduler, a traceback) still
+    holds the optimizer."""
     optimizer.state.clear()
-    gc.collect()

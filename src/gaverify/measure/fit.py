@@ -194,6 +194,10 @@ class GradientFitter:
             residual=residual, ranks=(pieces or n) // n, scale=scale, reference_residual=outside,
         )  # fmt: skip
 
+    def sort(self, key: Any) -> None:
+        """Order the fits made so far by `key(fit)` (the Trace lists them so)."""
+        self.fits = dict(sorted(self.fits.items(), key=lambda item: key(item[1])))
+
     def records(self) -> list[GradientFit]:
         """Every fit made, for the Trace."""
         return list(self.fits.values())
