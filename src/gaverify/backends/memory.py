@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ def check(scenario: Any, model: Any, *, device: str, processes: int = 1) -> Esti
     for plan in plans(scenario):
         trial = scenario if plan is None else scenario.model_copy(update={"memory_plan": plan})
         guess = estimate(trial, model, 1 if device.startswith("cuda") else processes)
-        guess.passed_over[:] = passed_over
+        guess = replace(guess, passed_over=list(passed_over))
         if not scenario.memory_check or free is None or guess.needed <= free * HEADROOM:
             break
         passed_over.append(f"{plan} needs about {_size(guess.needed)}")

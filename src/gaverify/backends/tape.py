@@ -14,6 +14,7 @@ unlinked temporary file, so nothing is left behind even if the run is killed.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Hashable, Iterator, Sequence
@@ -80,10 +81,7 @@ class Tape:
         import torch
 
         offset, shape, dtype, device = slot
-        numel = 1
-        for size in shape:
-            numel *= size
-        out = torch.empty(numel * dtype.itemsize, dtype=torch.uint8)
+        out = torch.empty(math.prod(shape) * dtype.itemsize, dtype=torch.uint8)
         view, done = memoryview(out.numpy()), 0
         while done < len(view):  # pread may return less than asked on big reads
             done += os.preadv(self._file.fileno(), [view[done:]], offset + done)

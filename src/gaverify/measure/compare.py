@@ -96,10 +96,14 @@ def _tensor_sums(a: Any, b: Any) -> tuple[float, float, float, float]:
 
 def compare_gradients(ref: list[Any], got: list[Any]) -> GradComparison:
     """Norms, relative L2 error and cosine similarity of two gradient lists."""
+    return from_sums([_tensor_sums(a, b) for a, b in zip(ref, got, strict=True)])
+
+
+def from_sums(sums: list[tuple[float, float, float, float]]) -> GradComparison:
+    """The comparison from each tensor's (|ref|^2, |got|^2, ref.got, |got - ref|^2)."""
     aa = bb = ab = dd = 0.0
     per_tensor = []
-    for a, b in zip(ref, got, strict=True):
-        a2, b2, ab_, d2 = _tensor_sums(a, b)
+    for a2, b2, ab_, d2 in sums:
         aa, bb, ab, dd = aa + a2, bb + b2, ab + ab_, dd + d2
         per_tensor.append((math.sqrt(a2), math.sqrt(b2), math.sqrt(d2)))
     na, nb, nd = math.sqrt(aa), math.sqrt(bb), math.sqrt(dd)

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from gaverify.measure.compare import GradComparison, dot
+from gaverify.measure.compare import GradComparison, dot, from_sums
 from gaverify.measure.fit import Sketch
 
 BUCKETS = 4099
@@ -70,19 +71,12 @@ class Probe:
         dots = (r @ self.dots).tolist()
         diff = torch.einsum("i,itd->td", r, self.rows) - self.ref_rows
         diff_sq = (diff * diff).sum(1).tolist()
-        aa = bb = ab = dd = 0.0
-        per_tensor = []
+        sums = []
         for ref_sq, got_ref, d_sq in zip(self.ref_sq, dots, diff_sq, strict=True):
             got_sq = max(ref_sq + 2 * (got_ref - ref_sq) + d_sq, 0.0)
-            aa, bb, ab, dd = aa + ref_sq, bb + got_sq, ab + got_ref, dd + d_sq
-            per_tensor.append((math.sqrt(ref_sq), math.sqrt(got_sq), math.sqrt(d_sq)))
-        na, nb, nd = math.sqrt(aa), math.sqrt(bb), math.sqrt(dd)
-        rel = nd / na if na > 0 else (0.0 if nd == 0 else math.inf)
-        if na > 0 and nb > 0:
-            cosine = max(min(ab / (na * nb), 1.0), -1.0)
-        else:
-            cosine = 1.0 if na == nb == 0 else 0.0
-        return GradComparison(na, nb, rel, cosine, tuple(per_tensor))
+            sums.append((ref_sq, got_sq, got_ref, d_sq))
+        comparison = from_sums(sums)  # |G| derives from an estimate: keep |cos| <= 1
+        return replace(comparison, cosine=max(min(comparison.cosine, 1.0), -1.0))
 
 
 def estimate_note() -> str:
