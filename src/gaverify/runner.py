@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from gaverify.backends import check_backend, load_backend
+from gaverify.backends import as_launched, check_backend, load_backend
 from gaverify.backends.kit import Interrupted
 from gaverify.calibrate import calibrate
 from gaverify.errors import (
@@ -47,6 +47,7 @@ def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunRes
     ScenarioInterrupted with the rows measured until then."""
     started = time.perf_counter()
     progress = progress or Progress()
+    scenario = as_launched(scenario)  # under torchrun & co: the launcher's W ranks
     calibration = None
     judged = scenario
     check_backend(scenario)  # before a model is built, even for calibration

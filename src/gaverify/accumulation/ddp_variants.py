@@ -14,6 +14,16 @@ over the window and T the count of the whole batch (all ranks):
                                           the gradient is W times too small
     naive                  S_i / (N*T_i)  per-micro-batch mean / N: mean of means
 
+FSDP2 (the fsdp backend) reduce-scatters the gradients, averaging over W
+by default as DDP does, so the rules above mean the same there; it also
+lets a loop sum instead (a gradient divide factor of 1), which its variants
+add (FSDP_VARIANTS):
+
+    global-count-reduce-sum       S_i / T        the count all-reduced, ranks' gradients
+                                                 summed: the full batch, no x W needed
+    global-count-reduce-sum-x-W   W * S_i / T    summed, and the DDP recipe's x W kept:
+                                                 W times too large
+
 Weights are computed on each rank from its own counts and every rank's
 (gathered before the first backward). Light module: no torch.
 """
@@ -36,6 +46,9 @@ class DdpVariant(Declaration):
     """A data-parallel normalisation rule (weights from accumulation/rules.py)."""
 
     weights: RankWeights
+    # the engine's reduction sums the ranks' gradients instead of averaging them
+    # (FSDP2's gradient divide factor 1); only the fsdp backend offers it
+    summed: bool = False
 
 
 DDP_VARIANTS: Registry[DdpVariant] = Registry("ddp variant")
@@ -69,6 +82,28 @@ DDP_VARIANTS.add(
 )  # fmt: skip
 
 
+FSDP_VARIANTS: Registry[DdpVariant] = Registry("fsdp variant")
+for _name, _variant in DDP_VARIANTS.items():
+    FSDP_VARIANTS.add(_name, _variant)
+FSDP_VARIANTS.add(
+    "global-count-reduce-sum",
+    DdpVariant(
+        "global-count-reduce-sum",
+        "item count all-reduced, reduce-scatter summing (gradient divide factor 1), no x W",
+        "pass", weights=rules.global_count_unscaled, summed=True,
+    ),
+)  # fmt: skip
+FSDP_VARIANTS.add(
+    "global-count-reduce-sum-x-W",
+    DdpVariant(
+        "global-count-reduce-sum-x-W",
+        "reduce-scatter summing, and the loss still x W as for an averaging reduction",
+        "fail", expected_when_equal="fail", weights=rules.global_count, summed=True,
+    ),
+)  # fmt: skip
+
+
 def resolve_ddp_variant(name: str, search: object = None) -> DdpVariant:
-    """A registered ddp variant (the ddp backend runs no user loss code)."""
-    return DDP_VARIANTS.get(name)
+    """A registered ddp or fsdp variant (these backends run no user loss
+    code); the backend's own registry has already checked the name."""
+    return FSDP_VARIANTS.get(name)

@@ -14,6 +14,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gaverify.distributed.join import launched
+from gaverify.errors import GaverifyError
 from gaverify.spec.backends import BACKENDS
 
 if TYPE_CHECKING:
@@ -29,6 +31,37 @@ def check_backend(scenario: Scenario) -> None:
     if check:
         module, _, func = check.partition(":")
         getattr(importlib.import_module(module), func)(scenario)
+
+
+def as_launched(scenario: Scenario) -> Scenario:
+    """The scenario as the launcher that started this process runs it (torchrun,
+    accelerate launch, srun): on its W ranks. Without one, `scenario` itself;
+    exit 2 for a backend that cannot join it, or a batch W cannot split."""
+    from pydantic import ValidationError
+
+    from gaverify.spec.schema import Scenario
+
+    launcher = launched()
+    if launcher is None:
+        return scenario
+    if not BACKENDS.get(scenario.backend).joins:
+        joining = ", ".join(name for name, b in BACKENDS.items() if b.joins)
+        raise GaverifyError(
+            f"backend: {scenario.backend} starts its own processes and cannot run as "
+            f"{launcher.name}'s {launcher.world} ranks; run it without the launcher, or use "
+            f"backend {joining}"
+        )
+    if scenario.distributed.processes == launcher.world:
+        return scenario
+    data = scenario.model_dump(mode="json")
+    data["distributed"]["processes"] = launcher.world
+    try:
+        joined = Scenario.model_validate(data)
+    except ValidationError as exc:
+        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise GaverifyError(f"{launcher.name} started {launcher.world} ranks: {why}") from None
+    joined._source_dir = scenario.source_dir
+    return joined
 
 
 def load_backend(name: str) -> Callable[[Scenario, Progress], Trace]:

@@ -41,11 +41,16 @@ def run(
     """Run full-batch vs accumulated training and judge every step."""
     from gaverify import allocator
     from gaverify.api import verify_all
+    from gaverify.distributed.join import launched
     from gaverify.report import terminal as render
     from gaverify.report.formats import check_report_paths, write_reports
 
     reports = {"json": json_path, "junit": junit_path, "markdown": markdown_path, "plot": plot_path}
     check_report_paths(reports)
+    launcher = launched()
+    if launcher and launcher.rank != 0:  # one of torchrun's ranks: rank 0 reports for all
+        render.silence()
+        reports = {}
     bar = render.ProgressBar(enabled=not (quiet or no_progress))
     if command_line():  # gaverify is the program, not a host calling it
         allocator.keep_freed_memory()

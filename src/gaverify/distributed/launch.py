@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gaverify.distributed.join import join_ranks, launched
 from gaverify.distributed.rank import partial_path, status_path
 from gaverify.errors import GaverifyError
 from gaverify.output import write_atomic
@@ -57,7 +58,11 @@ def run_ranks(
     prepare: Callable[[Path], None] | None = None,
 ) -> str:
     """Run `worker` (module:function(scenario, RankContext) -> str) on the
-    scenario's W ranks; return what rank 0's call returned."""
+    scenario's W ranks; return what rank 0's call returned. Under a launcher
+    (torchrun, accelerate launch, srun) this process is one of the ranks:
+    it joins the others (join.py) instead of starting any."""
+    if launched() is not None:
+        return join_ranks(scenario, worker, progress, on_cuda)
     spec = scenario.distributed
     if on_cuda:
         import torch

@@ -47,12 +47,13 @@ def status_path(folder: Path, rank: int) -> Path:
 class RankContext(Progress):
     """What a worker function knows of its place in the run, and how it reports progress."""
 
-    folder: Path
+    folder: Path | None  # the job folder (None when gaverify joined a launcher's ranks)
     rank: int
     world: int
     local_rank: int
     device: str  # "cpu" or "cuda:<local rank>"
     status: dict[str, Any] = field(default_factory=dict)
+    launcher: str = ""  # who started the ranks, when not gaverify (distributed/join.py)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def advance(self, label: str) -> None:
@@ -64,6 +65,10 @@ class RankContext(Progress):
         """This rank moved on (a pass, or a start-up stage such as joining
         the process group): what the parent's hang clock watches."""
         self._write(moves=self.status["moves"] + 1, label=label)
+
+    def publish(self, text: str) -> None:
+        """Rank 0's measurements so far (JSON), for Ctrl-C to keep."""
+        write_atomic(partial_path(self.folder), text)
 
     def _write(self, **changes: Any) -> None:
         with self._lock:
@@ -103,7 +108,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _peer_failure(error: str) -> bool:
+def peer_failure(error: str) -> bool:
     """Whether an error is a collective failing because another rank went
     away (gloo: connection reset or closed; NCCL: its watchdog): a symptom
     the parent reports only when no rank has a cause to show."""
@@ -138,7 +143,7 @@ def main(folder: Path) -> int:
             traceback.print_exc()
         state = "error"
     stop.set()
-    ctx._write(state=state, error=error, peer=state == "error" and _peer_failure(error))
+    ctx._write(state=state, error=error, peer=state == "error" and peer_failure(error))
     if state == "done":
         _leave()
     return 0 if state == "done" else 1

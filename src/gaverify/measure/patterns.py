@@ -136,6 +136,16 @@ def _unscaled(fit: GradientFit, precision: float) -> str | None:
     )
 
 
+def _times_w(fit: GradientFit, precision: float) -> str | None:
+    if fit.ranks < 2 or not close(fit.weights, [fit.ranks] * len(fit.counts), precision):
+        return None
+    return (
+        f"weights W/T: the gradient {fit.ranks} (W) times the full batch's: the ranks' "
+        "gradients are summed and the loss is multiplied by W as well (a data-parallel "
+        "recipe's x W kept under a reduction that does not average)"
+    )
+
+
 PATTERNS: Registry[Pattern] = Registry("pattern")
 PATTERNS.add(
     "full-batch",
@@ -155,6 +165,10 @@ PATTERNS.add(
 PATTERNS.add(
     "unscaled-by-W",
     Pattern("weights 1/(W*T): global count, DDP's averaging over W ranks left in", _unscaled),
+)
+PATTERNS.add(
+    "scaled-by-W",
+    Pattern("weights W/T: ranks' gradients summed and the loss x W as well", _times_w),
 )
 PATTERNS.add(
     "mean-of-means",

@@ -181,6 +181,12 @@ def print_listing(sections: dict[str, list[tuple[str, str]]], console: Console =
         console.print()
 
 
+def silence() -> None:
+    """Print nothing from now on: a rank other than 0 of a launcher's job
+    (rank 0 prints for all of them)."""
+    out.quiet = err.quiet = True
+
+
 def print_error(lines: list[str]) -> None:
     """Each problem as one `error:` line on stderr."""
     for line in lines:

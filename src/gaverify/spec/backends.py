@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gaverify.accumulation.ddp_variants import DDP_VARIANTS
+from gaverify.accumulation.ddp_variants import DDP_VARIANTS, FSDP_VARIANTS
 from gaverify.accumulation.lightning_variants import LIGHTNING_VARIANTS
 from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS
 from gaverify.accumulation.variants import VARIANTS
@@ -63,6 +63,9 @@ class Backend:
     plans: tuple[str, ...] = ()
     # (scenario) -> model-sized copies it records on disk (a trajectory tape)
     tape: Callable[[Any], int] | None = None
+    # whether it runs as the ranks of a launcher that started gaverify
+    # (torchrun, accelerate launch, srun) instead of starting its own
+    joins: bool = False
 
     def judged_on_own_loss(self, variant: str) -> bool:
         """Whether `variant` is judged on a loss gaverify does not compute: the
@@ -104,6 +107,14 @@ def _reference_tape(scenario: Any) -> int:
 def _trained_runs(scenario: Any, k: int) -> int:
     # the run's model copy, gradient and optimizer state, a tensor read back
     return 3 + k
+
+
+def _sharded_copies(scenario: Any, k: int) -> int:
+    # rank 0, the busiest: the unsharded reference with its gradient and optimizer
+    # state, its gradient kept, the gathered one, and the unsharded gradients
+    # FSDP accumulates while sync is off (the shards are small next to these)
+    runs = 1 if scenario.mode != "trajectory" else len(scenario.plan)
+    return (1 + k) + 1 + 1 + 1 + runs
 
 
 def _trained_tape(scenario: Any) -> int:
@@ -164,6 +175,25 @@ BACKENDS.add(
         lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + len(s.plan)),
         "per rank: gradient + DDP buckets + optimizer state + the reference",
         custom_variants=False,
+        joins=True,
+    ),
+)
+BACKENDS.add(
+    "fsdp",
+    Backend(
+        "gaverify.backends.fsdp:run",
+        "FSDP2 fully_shard over W processes (gloo on CPU, NCCL on CUDA), full batch in one "
+        "process vs W ranks x N micro-batches with gradient sync off until the last",
+        FSDP_VARIANTS,
+        ("local-count", "global-count"),
+        ("lockstep", "trajectory"),
+        (2, 2, 64),
+        _sharded_copies,
+        "rank 0: an unsharded reference (gradient + optimizer state) + the gathered gradient; "
+        "per rank: 1/W of the model, gradient and optimizer state + unsharded gradients "
+        "between micro-batches; trajectory: a sharded copy per run",
+        custom_variants=False,
+        joins=True,
     ),
 )
 BACKENDS.add(
