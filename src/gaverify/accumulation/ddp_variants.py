@@ -102,8 +102,3 @@ FSDP_VARIANTS.add(
     ),
 )  # fmt: skip
 
-
-def resolve_ddp_variant(name: str, search: object = None) -> DdpVariant:
-    """A registered ddp or fsdp variant (these backends run no user loss
-    code); the backend's own registry has already checked the name."""
-    return FSDP_VARIANTS.get(name)

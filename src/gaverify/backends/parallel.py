@@ -22,7 +22,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from gaverify.accumulation.ddp_variants import DdpVariant, resolve_ddp_variant
+from gaverify.accumulation.ddp_variants import FSDP_VARIANTS, DdpVariant
 from gaverify.accumulation.variants import Window, weighted_loss
 from gaverify.backends.kit import Interrupted, Run
 from gaverify.backends.setup import Setup
@@ -32,12 +32,20 @@ from gaverify.measure.compare import trainable
 from gaverify.measure.results import Trace
 from gaverify.model.build import resolve_device
 from gaverify.progress import Progress
+from gaverify.registry import Registry
 from gaverify.spec.schema import Scenario
 
 PUBLISH_S = 1.0  # rank 0 hands its rows so far to the parent at most this often
 
 # (micro-batch index, whether it is the window's last) -> the context it runs in
 Sync = Callable[[int, bool], AbstractContextManager[Any]]
+# (a micro-batch's weighted loss) -> the loss the loop logs for it, after its backward
+Backward = Callable[[Any], float]
+
+
+def _backward(loss: Any) -> float:
+    loss.backward()
+    return float(loss.detach())
 
 
 def launch(scenario: Scenario, progress: Progress, worker: str) -> Trace:
@@ -56,11 +64,18 @@ def launch(scenario: Scenario, progress: Progress, worker: str) -> Trace:
 class ParallelRun(Run):
     """A Run on one of W ranks: rank 0 measures and guards the memory."""
 
-    def __init__(self, scenario: Scenario, ctx: RankContext, header: str):
+    def __init__(
+        self, scenario: Scenario, ctx: RankContext, header: str,
+        variants: Registry[DdpVariant] = FSDP_VARIANTS,
+    ):  # fmt: skip
         import torch.distributed as dist
 
         notes = [header, *([f"ranks started by {ctx.launcher}"] if ctx.launcher else [])]
-        super().__init__(scenario, ctx, resolve_ddp_variant, guard=ctx.rank == 0, header=notes)
+
+        def resolve(name: str, search: object = None) -> DdpVariant:
+            return variants.get(name)  # these backends run no user loss code
+
+        super().__init__(scenario, ctx, resolve, guard=ctx.rank == 0, header=notes)
         self.ctx = ctx
         self.device = f"{self.setup.device} x {ctx.world} ({dist.get_backend()})"
         self._published = -math.inf
@@ -79,9 +94,9 @@ class ParallelRun(Run):
 
 def accumulate(
     model: Any, setup: Setup, samples: list, n: int, variant: DdpVariant, ctx: RankContext,
-    sync: Sync,
+    sync: Sync, backward: Backward = _backward,
 ) -> tuple[float, list[int]]:  # fmt: skip
-    """This rank's N micro-batches, forward and backward, each in
+    """This rank's N micro-batches, forward and `backward`, each in
     `sync(i, last)` (the engine's gradient sync off until the last).
     Returns the logged loss (the ranks' mean, or sum for a summing
     reduction) and every rank's counts (rank by rank)."""
@@ -99,8 +114,7 @@ def accumulate(
     for i, mb in enumerate(micro):
         with sync(i, i == n - 1):
             loss = weighted_loss(Window(model, setup.task, mb, mine, smoothing), weights[i])
-            loss.backward()
-        logged += float(loss.detach())
+            logged += backward(loss)
     # the loss a loop logs: the ranks' mean where the reduction averages, their sum where it sums
     logged = mean_over_ranks(logged) * (ctx.world if variant.summed else 1)
     return logged, [c for counts in ranks for c in counts]

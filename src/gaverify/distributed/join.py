@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -228,12 +229,13 @@ def _blame(store: Any, launcher: Launcher, timeout: float, error: str) -> str:
         least = min(m.get("moves", 0) for m in moves.values())
         named = [r for r, m in moves.items() if m.get("moves", 0) == least]
         why = "is behind the others"
-    where = moves[named[0]].get("label", "starting")
+    label = moves[named[0]].get("label")
+    where = f"after {label}" if label else "before it started"
     nodes = ", ".join(str(launcher.node_of(r)) for r in named)
+    cause = re.sub(r"\[[^\]]*\] ", "", error.splitlines()[0])[:160]  # gloo's source location
     return (
-        f"rank {', '.join(map(str, named))} (node {nodes}) {why} at {where}; a collective on "
-        f"rank {launcher.rank} failed after at most {timeout:g} s (distributed.timeout): "
-        f"{error.splitlines()[0][:160]}"
+        f"rank {', '.join(map(str, named))} (node {nodes}) {why} {where}; a collective on "
+        f"rank {launcher.rank} failed after at most {timeout:g} s (distributed.timeout): {cause}"
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gaverify.accumulation.accelerate_variants import ACCELERATE_VARIANTS
 from gaverify.accumulation.ddp_variants import DDP_VARIANTS, FSDP_VARIANTS
 from gaverify.accumulation.lightning_variants import LIGHTNING_VARIANTS
 from gaverify.accumulation.trainer_variants import TRAINER_VARIANTS
@@ -192,6 +193,23 @@ BACKENDS.add(
         "rank 0: an unsharded reference (gradient + optimizer state) + the gathered gradient; "
         "per rank: 1/W of the model, gradient and optimizer state + unsharded gradients "
         "between micro-batches; trajectory: a sharded copy per run",
+        custom_variants=False,
+        joins=True,
+    ),
+)
+BACKENDS.add(
+    "accelerate",
+    Backend(
+        "gaverify.backends.accelerator:run",
+        "loops written with accelerate: Accelerator(gradient_accumulation_steps=N) and "
+        "accelerator.accumulate(model), on W processes (W=1: no DDP)",
+        ACCELERATE_VARIANTS,
+        ("plain", "variable-size-recipe"),
+        ("lockstep", "trajectory"),
+        (1, 1, 64),
+        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + len(s.plan)),
+        "per rank: gradient + DDP buckets + optimizer state + the reference; trajectory: a "
+        "prepared copy per run",
         custom_variants=False,
         joins=True,
     ),
