@@ -101,4 +101,3 @@ FSDP_VARIANTS.add(
         "fail", expected_when_equal="fail", weights=rules.global_count, summed=True,
     ),
 )  # fmt: skip
-

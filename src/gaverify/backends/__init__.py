@@ -14,14 +14,16 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from gaverify.distributed.join import launched
 from gaverify.errors import GaverifyError
 from gaverify.spec.backends import BACKENDS
+from gaverify.spec.schema import Scenario
 
 if TYPE_CHECKING:
     from gaverify.measure.results import Trace
     from gaverify.progress import Progress
-    from gaverify.spec.schema import Scenario
 
 
 def check_backend(scenario: Scenario) -> None:
@@ -37,10 +39,6 @@ def as_launched(scenario: Scenario) -> Scenario:
     """The scenario as the launcher that started this process runs it (torchrun,
     accelerate launch, srun): on its W ranks. Without one, `scenario` itself;
     exit 2 for a backend that cannot join it, or a batch W cannot split."""
-    from pydantic import ValidationError
-
-    from gaverify.spec.schema import Scenario
-
     launcher = launched()
     if launcher is None:
         return scenario

@@ -26,8 +26,8 @@ from gaverify.accumulation.ddp_variants import FSDP_VARIANTS, DdpVariant
 from gaverify.accumulation.variants import Window, weighted_loss
 from gaverify.backends.kit import Interrupted, Run
 from gaverify.backends.setup import Setup
-from gaverify.distributed.launch import RanksInterrupted, run_ranks
-from gaverify.distributed.rank import RankContext, mean_over_ranks
+from gaverify.distributed.launch import run_ranks
+from gaverify.distributed.rank import RankContext, RanksInterrupted, mean_over_ranks
 from gaverify.measure.compare import trainable
 from gaverify.measure.results import Trace
 from gaverify.model.build import resolve_device

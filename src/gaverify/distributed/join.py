@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gaverify.distributed.rank import HEARTBEAT_S, RankContext, peer_failure
+from gaverify.distributed.rank import HEARTBEAT_S, RankContext, RanksInterrupted, peer_failure
 from gaverify.errors import GaverifyError
 from gaverify.imports import load_object
 from gaverify.progress import Progress
@@ -63,6 +63,8 @@ def launched() -> Launcher | None:
     env = os.environ
     if "RANK" in env and "WORLD_SIZE" in env:
         name = "torchrun" if "TORCHELASTIC_RUN_ID" in env else "a launcher"
+        if any(key.startswith("ACCELERATE_") for key in env):
+            name = "accelerate launch"  # torchrun underneath
         rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
         local, local_world = int(env.get("LOCAL_RANK", 0)), int(env.get("LOCAL_WORLD_SIZE", world))
         node = int(env.get("GROUP_RANK", rank // max(1, local_world)))
@@ -109,8 +111,6 @@ def join_ranks(scenario: Any, worker: str, progress: Progress, on_cuda: bool) ->
     """Run `worker` (module:function(scenario, RankContext) -> str) as this
     process's rank of the launcher's job; return rank 0's result on every rank."""
     import torch.distributed as dist
-
-    from gaverify.distributed.launch import RanksInterrupted
 
     launcher = launched()
     store = _join(launcher, scenario.distributed.timeout, on_cuda)

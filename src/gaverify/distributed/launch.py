@@ -33,21 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from gaverify.distributed.join import join_ranks, launched
-from gaverify.distributed.rank import partial_path, status_path
+from gaverify.distributed.rank import RanksInterrupted, partial_path, status_path
 from gaverify.errors import GaverifyError
 from gaverify.output import write_atomic
 
 POLL_S = 0.1
 FROZEN_S = 3.0  # a rank beats every 0.5 s: silent this long, its process is stopped or gone
-
-
-class RanksInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a distributed run; `partial` is rank 0's last published
-    JSON (None when it published nothing)."""
-
-    def __init__(self, partial: str | None):
-        super().__init__()
-        self.partial = partial
 
 
 def run_ranks(

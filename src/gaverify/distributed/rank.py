@@ -43,6 +43,15 @@ def status_path(folder: Path, rank: int) -> Path:
     return folder / f"rank{rank}.json"
 
 
+class RanksInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a distributed run; `partial` is rank 0's last published
+    JSON (None when it published nothing)."""
+
+    def __init__(self, partial: str | None):
+        super().__init__()
+        self.partial = partial
+
+
 @dataclass
 class RankContext(Progress):
     """What a worker function knows of its place in the run, and how it reports progress."""
@@ -112,7 +121,8 @@ def peer_failure(error: str) -> bool:
     """Whether an error is a collective failing because another rank went
     away (gloo: connection reset or closed; NCCL: its watchdog): a symptom
     the parent reports only when no rank has a cause to show."""
-    return any(mark in error for mark in ("/gloo/", "DistBackendError", "NCCL", "by peer"))
+    marks = ("/gloo/", "DistBackendError", "NCCL", "by peer", "pair closure", "Timed out")
+    return any(mark in error for mark in marks)
 
 
 def _context(folder: Path, on_cuda: bool) -> RankContext:
