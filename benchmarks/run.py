@@ -6,6 +6,7 @@ model. Figures go into BENCHMARKS.md by hand, with the machine they came from.
     python benchmarks/run.py [--repeat 5] [--versus-repeat 1] [--only versus]
     python benchmarks/run.py --only census-full   # every census pair, --jobs 1 and 2
     python benchmarks/run.py --only scaling       # issue 28: 10M to 1.1B parameters
+    python benchmarks/run.py --only ranks         # issue 25: per-rank memory, fsdp vs ddp
 """
 
 from __future__ import annotations
@@ -272,6 +273,36 @@ def _plan(out: Path, stdout: Path) -> str:
     return plan.removeprefix("memory: lockstep plan ").split(",")[0]
 
 
+def ranks_table() -> Table:
+    """Issue 25: every rank's peak RSS and the wall time of the same scenario
+    on ddp and fsdp (2 ranks under torchrun, gaverify joining them), in each mode."""
+    table = Table(title="fsdp vs ddp, 2 gloo ranks (benchmarks/ranks/sharding.yaml)",
+                  title_justify="left")  # fmt: skip
+    for col in ["backend", "mode", "rank 0 peak MiB", "rank 1 peak MiB", "wall s", "exit"]:
+        table.add_column(col, justify="left" if col in ("backend", "mode") else "right")
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
+    for mode in ("lockstep", "trajectory"):
+        for backend in ("ddp", "fsdp"):
+            with tempfile.TemporaryDirectory() as out:
+                scenario = "benchmarks/ranks/sharding.yaml"
+                argv = [*torchrun, "benchmarks/ranks/peak.py", out, "run", scenario,
+                        "--set", f"backend={backend}", "--set", f"mode={mode}", "-q"]  # fmt: skip
+                wall, _, code = timed(argv)
+                peaks = [
+                    json.loads((Path(out) / f"rank{r}.json").read_text())["peak_mib"]
+                    for r in (0, 1)
+                ]
+            table.add_row(backend, mode, *(f"{p:.0f}" for p in peaks), f"{wall:.1f}", str(code))
+    return table
+
+
 def census_table(full: bool) -> Table:
     """`gaverify census`, each run from an empty cache: the issue's two-type
     selection, and (`--only census-full`) every pair with --jobs 1 and 2."""
@@ -294,7 +325,16 @@ def main() -> None:
     parser.add_argument("--versus-repeat", type=int, default=1, help="rounds of the GPT-2 race")
     parser.add_argument(
         "--only",
-        choices=["cli", "noise", "diagnosis", "versus", "scaling", "census", "census-full"],
+        choices=[
+            "cli",
+            "noise",
+            "diagnosis",
+            "versus",
+            "scaling",
+            "ranks",
+            "census",
+            "census-full",
+        ],
         nargs="*",
         help="tables to run (default: all but census-full, which judges every pair twice)",
     )
@@ -311,6 +351,7 @@ def main() -> None:
         "diagnosis": diagnosis_table,
         "versus": lambda: versus_table(args.versus_repeat),
         "scaling": lambda: scaling_table(args.models),
+        "ranks": ranks_table,
         "census": lambda: census_table(full=False),
         "census-full": lambda: census_table(full=True),
     }

@@ -103,6 +103,8 @@ CASES = {
     ),
     "precision-half-on-cpu": ({}, ["run", "trainer", "--set", "trainer.args.fp16=true"]),
     "census-unknown-type": ({}, ["census", "--types", "lama"]),
+    "launcher-single-process": ({}, ["run", *QUICK]),
+    "launcher-world-not-dividing": ({}, ["run", "ddp", "--set", "batch.accumulation=[4]"]),
     "census-baseline-not-census": (
         {"base.json": '{"rows": []}'},
         ["census", "--types", "llama", "--baseline", "base.json"],
@@ -131,6 +133,9 @@ def test_bad_input_is_one_documented_line_and_exit_2(case, tmp_path, monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
     if case == "memory":
         monkeypatch.setattr(memory, "available", lambda device: 1 << 20)
+    if case.startswith("launcher-"):  # as rank 0 of torchrun's 4 ranks
+        for key, value in {"RANK": "0", "WORLD_SIZE": "4", "MASTER_ADDR": "127.0.0.1"}.items():
+            monkeypatch.setenv(key, value)
     if case == "trainer-extra-missing":  # as without TRL installed
         monkeypatch.setitem(sys.modules, "trl", None)
         monkeypatch.setattr(classes, "_missing", lambda package: True)

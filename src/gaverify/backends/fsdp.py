@@ -108,12 +108,17 @@ def _accumulate(run: ParallelRun, sharded: Any, samples: list, n: int, name: str
         p.grad = None
     _reduce(sharded, variant.summed, ctx.world)
     loss, counts = accumulate(sharded, setup, samples, n, variant, ctx, _sync(sharded))
-    return loss, counts, _full(gradients(sharded))
+    return loss, counts, _full(gradients(sharded), keep=ctx.rank == 0)
 
 
-def _full(tensors: list[Any]) -> list[Any]:
-    """Each sharded tensor gathered whole (a collective: every rank calls it)."""
-    return [None if t is None else t.full_tensor() for t in tensors]
+def _full(tensors: list[Any], keep: bool = True) -> list[Any]:
+    """Each sharded tensor gathered whole (a collective: every rank calls it);
+    with keep=False each is dropped once gathered (a rank that does not measure)."""
+    out = []
+    for t in tensors:
+        whole = None if t is None else t.full_tensor()
+        out.append(whole if keep else None)
+    return out
 
 
 def _scatter(reference: Any, sharded: Any, ctx: RankContext) -> None:
@@ -188,7 +193,7 @@ def _trajectory(run: ParallelRun) -> None:
             if decided(comparison is not None and run.fitter.wants(n, name, comparison)):
                 _fit(run, twin, step, n, name, grads)
             twin_optimizer.step()
-            params = _full(list(twin.parameters()))
+            params = _full(list(twin.parameters()), keep=ctx.rank == 0)
             if comparison is not None:
                 diff = max_abs_difference(ref_params, params)
                 run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
@@ -201,7 +206,7 @@ def _fit(run: ParallelRun, twin: Any, step: int, n: int, name: str, grads: list)
     its shards into an unsharded scratch copy on rank 0, for this fit only."""
     import torch
 
-    params = _full(list(twin.parameters()))
+    params = _full(list(twin.parameters()), keep=run.ctx.rank == 0)
     if run.ctx.rank != 0:
         return
     scratch = copy.deepcopy(run.setup.built.model)
