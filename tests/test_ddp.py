@@ -68,10 +68,13 @@ def test_an_error_on_one_rank_is_reported_naming_it():
         run_scenario(scenario)
 
 
-def _start(tmp_path: Path, timeout: int, extra: tuple = (), **popen) -> subprocess.Popen:
+def _start(
+    tmp_path: Path, timeout: int, extra: tuple = (), backend: str = "ddp", **popen
+) -> subprocess.Popen:
     scenario = tmp_path / "long.yaml"
     scenario.write_text(
-        "backend: ddp\ndevice: cpu\nsteps: 200\nbatch: {size: 8, accumulation: [1, 2]}\n"
+        f"backend: {backend}\ndevice: cpu\nsteps: 200\n"
+        "batch: {size: 8, accumulation: [1, 2]}\n"
         f"distributed: {{processes: 2, timeout: {timeout}}}\n"
         "model: {config: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, "
         "num_key_value_heads: 2, intermediate_size: 64, vocab_size: 97}}\n"
@@ -109,18 +112,24 @@ def _gone(pid: int) -> bool:
     return False
 
 
+KILLED = "error: rank 1 was killed by SIGKILL after step "
+FROZEN = "error: rank 1 hung: stopped responding (no heartbeat) after step "
+
+
 @pytest.mark.parametrize(
-    ("how", "message"),
+    ("how", "message", "backend"),
     [
-        (signal.SIGKILL, "error: rank 1 was killed by SIGKILL after step "),
-        (signal.SIGSTOP, "error: rank 1 hung: stopped responding (no heartbeat) after step "),
+        (signal.SIGKILL, KILLED, "ddp"),
+        (signal.SIGSTOP, FROZEN, "ddp"),
+        (signal.SIGKILL, KILLED, "fsdp"),
+        (signal.SIGSTOP, FROZEN, "accelerate"),
     ],
 )
 def test_a_rank_killed_or_frozen_mid_run_ends_it_with_exit_2_and_no_process_left(
-    tmp_path, how, message
+    tmp_path, how, message, backend
 ):
     started = time.monotonic()
-    proc = _start(tmp_path, timeout=10)
+    proc = _start(tmp_path, timeout=10, backend=backend)
     pids = _rank_pids_once_running(proc, tmp_path)
     os.kill(pids[1], how)
     out, _ = proc.communicate(timeout=60)

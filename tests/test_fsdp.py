@@ -26,7 +26,7 @@ def fsdp_scenario(**fields):
 def test_sharded_global_count_equals_the_single_process_full_batch_and_local_count_fails():
     result = run_scenario(fsdp_scenario(dtype="float64", steps=2))
     assert result.device == "cpu x 2 (gloo)"
-    assert "FSDP2 fully_shard on LlamaDecoderLayer and the root" in result.notes[0]
+    assert "FSDP2 fully_shard on each LlamaDecoderLayer and the root" in result.notes[0]
     rows = {(r.step, r.n, r.variant): r for r in result.rows}
     for r in result.rows:
         assert len(r.items_micro) == 2 * r.n and sum(r.items_micro) == r.items_full

@@ -19,15 +19,13 @@ prepared optimizer, stepped once the window syncs.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from gaverify.accumulation.accelerate_variants import ACCELERATE_VARIANTS
-from gaverify.backends.parallel import ParallelRun, accumulate, broadcast_gradient, launch
-from gaverify.backends.reference import full_batch
+from gaverify.backends.parallel import ParallelRun, accumulate, launch, lockstep, trajectory
 from gaverify.distributed.rank import RankContext
 from gaverify.errors import GaverifyError
-from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.measure.compare import trainable
 from gaverify.measure.results import Trace
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
@@ -60,9 +58,19 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
         "in one process"
     )
     run = ParallelRun(scenario, ctx, header, ACCELERATE_VARIANTS)
-    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
+
+    def window(prepared: Any, samples: list, n: int, name: str) -> tuple[float, list[int]]:
+        return _window(run, accelerator, prepared, samples, n, name)
+
+    def replicate(twin: Any) -> tuple[Any, Any]:
+        # the prepared optimizer steps only once a window has synced, as in a user's loop
+        return accelerator.prepare(twin, build_optimizer(scenario.optimizer, trainable(twin)))
+
     with torch.enable_grad():
-        loop(run, accelerator)
+        if scenario.mode == "lockstep":
+            lockstep(run, accelerator.prepare(run.setup.built.model), window)
+        else:
+            trajectory(run, replicate, window)
     return run.result()
 
 
@@ -83,64 +91,3 @@ def _window(run: ParallelRun, accelerator: Any, prepared: Any, samples: list, n:
     if not accelerator.sync_gradients:  # the Accelerator must agree the window ended
         raise GaverifyError(f"accelerate did not sync after N={n} micro-batches")
     return out
-
-
-def _lockstep(run: ParallelRun, accelerator: Any) -> None:
-    setup, ctx = run.setup, run.ctx
-    scenario, model = setup.scenario, setup.built.model
-    prepared = accelerator.prepare(model)
-    optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    for step, samples in enumerate(setup.steps, start=1):
-        optimizer.zero_grad(set_to_none=True)
-        ref_loss = full_batch(setup, model, samples) if ctx.rank == 0 else 0.0
-        ref_grads = broadcast_gradient(model, ctx)
-        ctx.advance(f"step {step} full batch")
-        for n, name in scenario.plan:
-            optimizer.zero_grad(set_to_none=True)
-            loss, counts = _window(run, accelerator, prepared, samples, n, name)
-            if ctx.rank == 0:
-                comparison = compare_gradients(ref_grads, gradients(model))
-                if run.fitter.wants(n, name, comparison):
-                    run.fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
-                run.row(step, n, name, counts, ref_loss, loss, comparison)
-            ctx.advance(f"step {step} N={n} {name}")
-        for p, g in zip(trainable(model), ref_grads, strict=True):
-            p.grad = g
-        optimizer.step()
-        run.publish()
-
-
-def _trajectory(run: ParallelRun, accelerator: Any) -> None:
-    setup, ctx = run.setup, run.ctx
-    scenario, model = setup.scenario, setup.built.model
-    runs = {}
-    for key in scenario.plan:
-        twin = copy.deepcopy(model)
-        prepared, twin_optimizer = accelerator.prepare(
-            twin, build_optimizer(scenario.optimizer, trainable(twin))
-        )
-        runs[key] = (prepared, twin, twin_optimizer)
-    optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    for step, samples in enumerate(setup.steps, start=1):
-        ref_loss, ref_grads, ref_params = 0.0, [], []
-        if ctx.rank == 0:  # the reference trains in rank 0 alone
-            optimizer.zero_grad(set_to_none=True)
-            ref_loss = full_batch(setup, model, samples)
-            optimizer.step()
-            ref_grads, ref_params = gradients(model), list(model.parameters())
-        ctx.advance(f"step {step} full batch")
-        for (n, name), (prepared, twin, twin_optimizer) in runs.items():
-            for p in twin.parameters():
-                p.grad = None
-            loss, counts = _window(run, accelerator, prepared, samples, n, name)
-            comparison = None
-            if ctx.rank == 0:
-                comparison = compare_gradients(ref_grads, gradients(twin))
-                if run.fitter.wants(n, name, comparison):
-                    run.fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
-            twin_optimizer.step()  # the prepared optimizer: it steps once the window synced
-            if comparison is not None:
-                diff = max_abs_difference(ref_params, list(twin.parameters()))
-                run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
-            ctx.advance(f"step {step} N={n} {name}")
-        run.publish()

@@ -19,14 +19,13 @@ over all W x N micro-batches, and returns the Trace.
 
 from __future__ import annotations
 
-import copy
 from contextlib import nullcontext
 from typing import Any
 
-from gaverify.backends.parallel import ParallelRun, accumulate, broadcast_gradient, launch
-from gaverify.backends.reference import full_batch
+from gaverify.accumulation.ddp_variants import DDP_VARIANTS
+from gaverify.backends.parallel import ParallelRun, accumulate, launch, lockstep, trajectory
 from gaverify.distributed.rank import RankContext
-from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
+from gaverify.measure.compare import trainable
 from gaverify.measure.results import Trace
 from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
@@ -50,79 +49,28 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
         f"micro-batches; N is per rank, so a window holds {ctx.world} x N micro-batches "
         "(counts listed rank by rank); reference: the full batch in one process"
     )
-    run = ParallelRun(scenario, ctx, header)
-    loop = _lockstep if scenario.mode == "lockstep" else _trajectory
+    run = ParallelRun(scenario, ctx, header, DDP_VARIANTS)
+
+    def window(ddp: Any, samples: list, n: int, name: str) -> tuple[float, list[int]]:
+        def sync(i: int, last: bool) -> Any:
+            return nullcontext() if last else ddp.no_sync()
+
+        return accumulate(ddp, run.setup, samples, n, run.setup.variants[name], ctx, sync)
+
+    def replicate(twin: Any) -> tuple[Any, Any]:
+        return _wrap(twin, ctx), build_optimizer(scenario.optimizer, trainable(twin))
+
     with torch.enable_grad():
-        loop(run)
+        if scenario.mode == "lockstep":
+            lockstep(run, _wrap(run.setup.built.model, ctx), window)
+        else:
+            trajectory(run, replicate, window)
     return run.result()
 
 
-def _wrap(model: Any, ctx) -> Any:
+def _wrap(model: Any, ctx: RankContext) -> Any:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ctx.local_rank] if ctx.device.startswith("cuda") else None
     # Unused parameters (a pooler a task never reads) would stall DDP's reducer.
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-
-
-def _no_sync(ddp: Any):
-    return lambda i, last: nullcontext() if last else ddp.no_sync()
-
-
-def _lockstep(run: ParallelRun) -> None:
-    setup, ctx = run.setup, run.ctx
-    scenario, model = setup.scenario, setup.built.model
-    ddp = _wrap(model, ctx)
-    optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    for step, samples in enumerate(setup.steps, start=1):
-        optimizer.zero_grad(set_to_none=True)
-        ref_loss = full_batch(setup, model, samples) if ctx.rank == 0 else 0.0
-        ref_grads = broadcast_gradient(model, ctx)
-        ctx.advance(f"step {step} full batch")
-        for n, name in scenario.plan:
-            optimizer.zero_grad(set_to_none=True)
-            variant = setup.variants[name]
-            loss, counts = accumulate(ddp, setup, samples, n, variant, ctx, _no_sync(ddp))
-            if ctx.rank == 0:
-                comparison = compare_gradients(ref_grads, gradients(model))
-                if run.fitter.wants(n, name, comparison):
-                    run.fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
-                run.row(step, n, name, counts, ref_loss, loss, comparison)
-            ctx.advance(f"step {step} N={n} {name}")
-        for p, g in zip(trainable(model), ref_grads, strict=True):
-            p.grad = g
-        optimizer.step()
-        run.publish()
-
-
-def _trajectory(run: ParallelRun) -> None:
-    setup, ctx = run.setup, run.ctx
-    scenario, model = setup.scenario, setup.built.model
-    runs = {}
-    for key in scenario.plan:
-        twin = copy.deepcopy(model)
-        runs[key] = (_wrap(twin, ctx), twin, build_optimizer(scenario.optimizer, trainable(twin)))
-    optimizer = build_optimizer(scenario.optimizer, trainable(model))
-    for step, samples in enumerate(setup.steps, start=1):
-        ref_loss, ref_grads, ref_params = 0.0, [], []
-        if ctx.rank == 0:  # the reference trains in rank 0 alone
-            optimizer.zero_grad(set_to_none=True)
-            ref_loss = full_batch(setup, model, samples)
-            optimizer.step()
-            ref_grads, ref_params = gradients(model), list(model.parameters())
-        ctx.advance(f"step {step} full batch")
-        for (n, name), (ddp, twin, twin_optimizer) in runs.items():
-            twin_optimizer.zero_grad(set_to_none=True)
-            variant = setup.variants[name]
-            loss, counts = accumulate(ddp, setup, samples, n, variant, ctx, _no_sync(ddp))
-            comparison = None
-            if ctx.rank == 0:
-                comparison = compare_gradients(ref_grads, gradients(twin))
-                if run.fitter.wants(n, name, comparison):
-                    run.fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
-            twin_optimizer.step()
-            if comparison is not None:
-                diff = max_abs_difference(ref_params, list(twin.parameters()))
-                run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
-            ctx.advance(f"step {step} N={n} {name}")
-        run.publish()

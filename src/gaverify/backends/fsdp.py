@@ -24,6 +24,7 @@ import copy
 from contextlib import nullcontext
 from typing import Any
 
+from gaverify.accumulation.ddp_variants import FSDP_VARIANTS
 from gaverify.backends.parallel import ParallelRun, accumulate, decided, launch
 from gaverify.backends.reference import full_batch
 from gaverify.distributed.rank import RankContext
@@ -45,11 +46,12 @@ def work(scenario: Scenario, ctx: RankContext) -> str:
     import torch
     import torch.distributed as dist
 
-    run = ParallelRun(scenario, ctx, "")
+    run = ParallelRun(scenario, ctx, "", FSDP_VARIANTS)
     blocks = _blocks(run.setup.built.model)
+    where = f"each {blocks} and the root" if blocks else "the root alone"
     run.header[0] = (
         f"distributed: {ctx.world} processes ({dist.get_backend()}, torch {torch.__version__}), "
-        f"FSDP2 fully_shard on {blocks or 'no block'} and the root, "
+        f"FSDP2 fully_shard on {where}, "
         "set_requires_gradient_sync(False) on the first N-1 micro-batches, reduce-scatter "
         f"averaging over W (summing where a variant says so); N is per rank, so a window holds "
         f"{ctx.world} x N micro-batches (counts listed rank by rank); reference: the full "

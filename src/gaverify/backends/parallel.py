@@ -7,7 +7,9 @@
 - `accumulate`: one rank's N micro-batches of its shard, forward and
   backward, weighted by a rank-aware variant (accumulation/ddp_variants.py),
   the engine's gradient sync off until the last one;
-- `broadcast_gradient`: rank 0's gradient on every rank.
+- `broadcast_gradient`: rank 0's gradient on every rank;
+- `lockstep` and `trajectory`: the loops of the backends whose ranks each
+  hold the whole model (ddp, accelerate), given how they accumulate a window.
 
 Rank r takes the r-th of W equal, consecutive shards of each step's batch
 (a DistributedSampler's split, without shuffling), so W x N micro-batches
@@ -16,21 +18,24 @@ cover the full batch.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from gaverify.accumulation.ddp_variants import FSDP_VARIANTS, DdpVariant
+from gaverify.accumulation.ddp_variants import DdpVariant
 from gaverify.accumulation.variants import Window, weighted_loss
 from gaverify.backends.kit import Interrupted, Run
+from gaverify.backends.reference import full_batch
 from gaverify.backends.setup import Setup
 from gaverify.distributed.launch import run_ranks
 from gaverify.distributed.rank import RankContext, RanksInterrupted, mean_over_ranks
-from gaverify.measure.compare import trainable
+from gaverify.measure.compare import compare_gradients, gradients, max_abs_difference, trainable
 from gaverify.measure.results import Trace
 from gaverify.model.build import resolve_device
+from gaverify.model.optim import build_optimizer
 from gaverify.progress import Progress
 from gaverify.registry import Registry
 from gaverify.spec.schema import Scenario
@@ -41,6 +46,10 @@ PUBLISH_S = 1.0  # rank 0 hands its rows so far to the parent at most this often
 Sync = Callable[[int, bool], AbstractContextManager[Any]]
 # (a micro-batch's weighted loss) -> the loss the loop logs for it, after its backward
 Backward = Callable[[Any], float]
+# (the engine's model, the step's samples, N, variant) -> (logged loss, every rank's counts)
+Accumulate = Callable[[Any, list, int, str], tuple[float, list[int]]]
+# (a copy of the model) -> (the engine's model wrapping it, its optimizer)
+Replicate = Callable[[Any], tuple[Any, Any]]
 
 
 def _backward(loss: Any) -> float:
@@ -65,8 +74,7 @@ class ParallelRun(Run):
     """A Run on one of W ranks: rank 0 measures and guards the memory."""
 
     def __init__(
-        self, scenario: Scenario, ctx: RankContext, header: str,
-        variants: Registry[DdpVariant] = FSDP_VARIANTS,
+        self, scenario: Scenario, ctx: RankContext, header: str, variants: Registry[DdpVariant]
     ):  # fmt: skip
         import torch.distributed as dist
 
@@ -147,3 +155,65 @@ def decided(value: bool) -> bool:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return bool(box[0])
+
+
+def lockstep(run: ParallelRun, engine: Any, window: Accumulate) -> None:
+    """Every step: rank 0's full batch on the bare model, then each (N,
+    variant) window on `engine` (the model wrapped) from the same parameters,
+    then every rank steps with the reference gradient."""
+    setup, ctx = run.setup, run.ctx
+    scenario, model = setup.scenario, setup.built.model
+    optimizer = build_optimizer(scenario.optimizer, trainable(model))
+    for step, samples in enumerate(setup.steps, start=1):
+        optimizer.zero_grad(set_to_none=True)
+        ref_loss = full_batch(setup, model, samples) if ctx.rank == 0 else 0.0
+        ref_grads = broadcast_gradient(model, ctx)
+        ctx.advance(f"step {step} full batch")
+        for n, name in scenario.plan:
+            optimizer.zero_grad(set_to_none=True)
+            loss, counts = window(engine, samples, n, name)
+            if ctx.rank == 0:
+                comparison = compare_gradients(ref_grads, gradients(model))
+                if run.fitter.wants(n, name, comparison):
+                    run.fitter.fit(step, n, name, model, gradients(model), ctx.world * n)
+                run.row(step, n, name, counts, ref_loss, loss, comparison)
+            ctx.advance(f"step {step} N={n} {name}")
+        for p, g in zip(trainable(model), ref_grads, strict=True):
+            p.grad = g
+        optimizer.step()
+        run.publish()
+
+
+def trajectory(run: ParallelRun, replicate: Replicate, window: Accumulate) -> None:
+    """The reference trains in rank 0 alone; each (N, variant) trains its own
+    copy (`replicate`: wrapped, with its optimizer) on every rank."""
+    setup, ctx = run.setup, run.ctx
+    scenario, model = setup.scenario, setup.built.model
+    runs = {}
+    for key in scenario.plan:
+        twin = copy.deepcopy(model)
+        runs[key] = (twin, *replicate(twin))
+    optimizer = build_optimizer(scenario.optimizer, trainable(model))
+    for step, samples in enumerate(setup.steps, start=1):
+        ref_loss, ref_grads, ref_params = 0.0, [], []
+        if ctx.rank == 0:
+            optimizer.zero_grad(set_to_none=True)
+            ref_loss = full_batch(setup, model, samples)
+            optimizer.step()
+            ref_grads, ref_params = gradients(model), list(model.parameters())
+        ctx.advance(f"step {step} full batch")
+        for (n, name), (twin, engine, twin_optimizer) in runs.items():
+            for p in twin.parameters():
+                p.grad = None
+            loss, counts = window(engine, samples, n, name)
+            comparison = None
+            if ctx.rank == 0:
+                comparison = compare_gradients(ref_grads, gradients(twin))
+                if run.fitter.wants(n, name, comparison):
+                    run.fitter.fit(step, n, name, twin, gradients(twin), ctx.world * n)
+            twin_optimizer.step()
+            if comparison is not None:
+                diff = max_abs_difference(ref_params, list(twin.parameters()))
+                run.row(step, n, name, counts, ref_loss, loss, comparison, diff)
+            ctx.advance(f"step {step} N={n} {name}")
+        run.publish()

@@ -49,7 +49,8 @@ NprocOpt = Annotated[
     typer.Option(
         "--nproc",
         min=1,
-        help="worker processes for backend ddp (shorthand for --set distributed.processes=...).",
+        help="worker processes (ranks) for backends ddp, fsdp, accelerate and trainer "
+        "(shorthand for --set distributed.processes=...).",
         show_default=False,
     ),
 ]
