@@ -166,8 +166,10 @@ def _join(launcher: Launcher, timeout: float, on_cuda: bool) -> Any:
     if launcher.rank == 0:
         missing = _wait_for(store, launcher.world, timeout)
         store.set("roll", json.dumps(missing))
-    else:
+    else:  # rank 0 calls the roll once it has waited out the timeout at most
+        tcp.set_timeout(timedelta(seconds=2 * timeout + 30))
         missing = json.loads(store.get("roll"))
+        tcp.set_timeout(wait)
     if missing:
         nodes = sorted({launcher.node_of(r) for r in missing})
         raise GaverifyError(
