@@ -129,7 +129,12 @@ def join_ranks(scenario: Any, worker: str, progress: Progress, on_cuda: bool) ->
         if not peer_failure(error):
             store.set(f"error/{launcher.rank}", error)
             raise
-        raise GaverifyError(_blame(store, launcher, scenario.distributed.timeout, error)) from exc
+        try:
+            blame = _blame(store, launcher, scenario.distributed.timeout, error)
+        except Exception:  # the store went with its host
+            host = "rank 0 or the launcher"
+            blame = f"the store at {launcher.address} went away with its host ({host}): {error}"
+        raise GaverifyError(blame) from exc
     box = [result]
     dist.broadcast_object_list(box, src=0)
     return box[0]
