@@ -14,16 +14,15 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from gaverify.distributed.join import launched
-from gaverify.errors import GaverifyError
+from gaverify.errors import GaverifyError, ScenarioError
 from gaverify.spec.backends import BACKENDS
-from gaverify.spec.schema import Scenario
+from gaverify.spec.loading import load
 
 if TYPE_CHECKING:
     from gaverify.measure.results import Trace
     from gaverify.progress import Progress
+    from gaverify.spec.schema import Scenario
 
 
 def check_backend(scenario: Scenario) -> None:
@@ -51,15 +50,11 @@ def as_launched(scenario: Scenario) -> Scenario:
         )
     if scenario.distributed.processes == launcher.world:
         return scenario
-    data = scenario.model_dump(mode="json")
-    data["distributed"]["processes"] = launcher.world
     try:
-        joined = Scenario.model_validate(data)
-    except ValidationError as exc:
-        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        return load(scenario, [f"distributed.processes={launcher.world}"])
+    except ScenarioError as exc:
+        why = "; ".join(exc.problems)
         raise GaverifyError(f"{launcher.name} started {launcher.world} ranks: {why}") from None
-    joined._source_dir = scenario.source_dir
-    return joined
 
 
 def load_backend(name: str) -> Callable[[Scenario, Progress], Trace]:

@@ -110,6 +110,12 @@ def _trained_runs(scenario: Any, k: int) -> int:
     return 3 + k
 
 
+def _replicated_copies(scenario: Any, k: int) -> int:
+    # per rank (ddp, accelerate): gradient, DDP buckets, optimizer state, the reference;
+    # trajectory: the reference run and a wrapped copy per (N, variant)
+    return (2 + k + 1) if scenario.mode != "trajectory" else (2 + k) * (1 + len(scenario.plan))
+
+
 def _sharded_copies(scenario: Any, k: int) -> int:
     # rank 0, the busiest: the unsharded reference with its gradient and optimizer
     # state, its gradient kept, the gathered one, and the unsharded gradients
@@ -173,7 +179,7 @@ BACKENDS.add(
         ("local-count", "global-count"),
         ("lockstep", "trajectory"),
         (2, 2, 64),
-        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + len(s.plan)),
+        _replicated_copies,
         "per rank: gradient + DDP buckets + optimizer state + the reference",
         custom_variants=False,
         joins=True,
@@ -207,7 +213,7 @@ BACKENDS.add(
         ("plain", "variable-size-recipe"),
         ("lockstep", "trajectory"),
         (1, 1, 64),
-        lambda s, k: (2 + k + 1) if s.mode != "trajectory" else (2 + k) * (1 + len(s.plan)),
+        _replicated_copies,
         "per rank: gradient + DDP buckets + optimizer state + the reference; trajectory: a "
         "prepared copy per run",
         custom_variants=False,
